@@ -1,0 +1,15 @@
+"""keras-noisewarm: random-noise warm-up for calibrated Keras 3 models.
+
+Train a network briefly on Gaussian noise with uniformly random labels before
+training it on data (Cheon & Paik, Nature Machine Intelligence 2026): its
+confidence starts at chance level, it stays calibrated through training, and
+it is less confident on inputs it has never seen.
+"""
+
+from keras_noisewarm import datasets
+from keras_noisewarm.diagnostics import NoiseConfidence
+from keras_noisewarm.diagnostics import noise_confidence
+from keras_noisewarm.noise import noise_dataset
+from keras_noisewarm.version import __version__
+from keras_noisewarm.warmup import NoiseWarmup
+from keras_noisewarm.warmup import warmup

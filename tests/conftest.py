@@ -1,0 +1,48 @@
+"""Shared test set-up. The Keras backend is chosen by KERAS_BACKEND before
+pytest starts (scripts/test.sh runs one pytest process per backend)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+if keras.backend.backend() == "torch":
+    import torch
+
+    # torch's OpenMP workers spin-wait against TensorFlow's tf.data threads in
+    # the same process; on a 2-core machine that made a small MLP's warm-up
+    # step 30x slower (275 ms vs 9 ms, measured). One intra-op thread is
+    # plenty for the tests' small models.
+    torch.set_num_threads(1)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (full-size reproductions)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: pass --run-slow to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global seeds (Python, NumPy, backend)."""
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
