@@ -7,6 +7,8 @@ it is less confident on inputs it has never seen.
 """
 
 from keras_noisewarm import datasets
+from keras_noisewarm import metrics
+from keras_noisewarm import plot
 from keras_noisewarm.diagnostics import NoiseConfidence
 from keras_noisewarm.diagnostics import noise_confidence
 from keras_noisewarm.noise import noise_dataset

@@ -1,0 +1,231 @@
+"""Reliability diagrams and confidence histograms (matplotlib).
+
+Both figures are drawn from the state of a calibration metric, so the
+picture and the number in its legend always agree: pass a metric that has
+seen predictions, or arrays, which fill a fresh `ExpectedCalibrationError`.
+matplotlib is imported when a figure is drawn, not with the package.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_noisewarm.metrics import calibration
+
+_DISPLAY_NAMES = {
+    calibration.MaximumCalibrationError: "MCE",
+    calibration.AdaptiveCalibrationError: "Adaptive ECE",
+    calibration.DebiasedL2CalibrationError: "Debiased L2 CE",
+    calibration.ExpectedCalibrationError: "ECE",
+}
+
+
+def _filled_metric(metric, y_true, y_pred, sample_weight, metric_kwargs):
+    if metric is not None:
+        if y_true is not None or y_pred is not None or metric_kwargs:
+            raise ValueError(
+                "Pass either `metric` or `y_true` and `y_pred` (with metric "
+                "options), not both."
+            )
+        if not isinstance(metric, calibration._TopLabelCalibrationError):
+            raise TypeError(
+                "`metric` must be an ExpectedCalibrationError, "
+                "MaximumCalibrationError, AdaptiveCalibrationError or "
+                f"DebiasedL2CalibrationError. Received: {metric!r}"
+            )
+        return metric
+    if y_true is None or y_pred is None:
+        raise ValueError("Pass `metric`, or both `y_true` and `y_pred`.")
+    metric = calibration.ExpectedCalibrationError(**metric_kwargs)
+    metric.update_state(y_true, y_pred, sample_weight=sample_weight)
+    return metric
+
+
+def _metric_label(metric):
+    name = next(
+        label for cls, label in _DISPLAY_NAMES.items() if isinstance(metric, cls)
+    )
+    if name == "ECE" and metric.norm != "l1":
+        name = {"l2": "RMS CE", "max": "MCE"}[metric.norm]
+    return f"{name} = {float(metric.result()):.4f}"
+
+
+def _new_axes(ax, figsize):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    figure, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return figure, ax
+
+
+def reliability_diagram(
+    y_true=None,
+    y_pred=None,
+    sample_weight=None,
+    *,
+    metric=None,
+    ax=None,
+    title="Reliability diagram",
+    show_counts=True,
+    **metric_kwargs,
+):
+    """Draws accuracy against confidence, bin by bin.
+
+    Each non-empty bin shows a bar up to its accuracy, a hatched red gap bar
+    between the accuracy and the confidence the metric compares it with
+    (the mean confidence of the bin, or its centre with
+    `bin_confidence="center"`), marked by a dot, and, with `show_counts`,
+    its (weighted) number of predictions. With `norm="l1"` the ECE in the
+    legend is exactly the count-weighted mean height of the gap bars.
+
+    Args:
+        y_true: Labels, as for `ExpectedCalibrationError.update_state`.
+        y_pred: Probabilities (or logits with `from_logits=True`).
+        sample_weight: Optional weights.
+        metric: Instead of arrays, an `ExpectedCalibrationError`,
+            `MaximumCalibrationError`, `AdaptiveCalibrationError` or
+            `DebiasedL2CalibrationError` that has seen the predictions.
+        ax: A matplotlib `Axes` to draw on; a new figure if `None`.
+        title: Title of the axes.
+        show_counts: Whether to write each bin's count above its bar.
+        **metric_kwargs: Options of the `ExpectedCalibrationError` filled
+            from arrays (`num_bins`, `from_logits`, `bin_confidence`, ...).
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    figure = keras_noisewarm.plot.reliability_diagram(
+        labels, model.predict(images), num_bins=10
+    )
+    figure.savefig("reliability.png")
+    ```
+    """
+    metric = _filled_metric(metric, y_true, y_pred, sample_weight, metric_kwargs)
+    stats = metric.bin_statistics()
+    figure, ax = _new_axes(ax, figsize=(5, 5))
+    shown = stats["count"] > 0
+    lower, upper = stats["lower"][shown], stats["upper"][shown]
+    accuracy, confidence = stats["accuracy"][shown], stats["confidence"][shown]
+    widths = upper - lower
+    ax.bar(
+        lower,
+        accuracy,
+        width=widths,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        linewidth=0.5,
+        label="Accuracy",
+    )
+    ax.bar(
+        lower,
+        confidence - accuracy,
+        bottom=accuracy,
+        width=widths,
+        align="edge",
+        color="tab:red",
+        alpha=0.3,
+        edgecolor="tab:red",
+        hatch="//",
+        linewidth=0.5,
+        label="Gap",
+    )
+    ax.plot(
+        (lower + upper) / 2,
+        confidence,
+        "o",
+        color="tab:red",
+        markersize=3,
+        label="Bin confidence",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="Perfect calibration")
+    if show_counts:
+        for left, width, height, count in zip(
+            lower, widths, np.maximum(accuracy, confidence), stats["count"][shown]
+        ):
+            ax.text(
+                left + width / 2,
+                min(height + 0.02, 1.02),
+                f"{count:.0f}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    # An invisible handle puts the metric's value in the legend.
+    ax.plot([], [], " ", label=_metric_label(metric))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("Confidence")
+    ax.set_ylabel("Accuracy")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def confidence_histogram(
+    y_true=None,
+    y_pred=None,
+    sample_weight=None,
+    *,
+    metric=None,
+    ax=None,
+    title="Confidence histogram",
+    **metric_kwargs,
+):
+    """Draws the share of predictions in each confidence bin.
+
+    Vertical lines mark the overall accuracy and mean confidence: a model
+    whose mean confidence lies right of its accuracy is overconfident.
+
+    Args:
+        y_true: Labels, as for `ExpectedCalibrationError.update_state`.
+        y_pred: Probabilities (or logits with `from_logits=True`).
+        sample_weight: Optional weights.
+        metric: Instead of arrays, a top-label calibration metric that has
+            seen the predictions (see `reliability_diagram`).
+        ax: A matplotlib `Axes` to draw on; a new figure if `None`.
+        title: Title of the axes.
+        **metric_kwargs: Options of the `ExpectedCalibrationError` filled
+            from arrays.
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    metric = _filled_metric(metric, y_true, y_pred, sample_weight, metric_kwargs)
+    stats = metric.bin_statistics()
+    figure, ax = _new_axes(ax, figsize=(5, 3))
+    shown = stats["count"] > 0
+    total = stats["count"].sum()
+    lower, upper = stats["lower"][shown], stats["upper"][shown]
+    ax.bar(
+        lower,
+        stats["count"][shown] / max(total, 1e-12),
+        width=upper - lower,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        linewidth=0.5,
+    )
+    if total > 0:
+        # Totals straight from the state: the same numbers the metric uses.
+        counts = stats["count"][shown]
+        accuracy = np.sum(stats["accuracy"][shown] * counts) / total
+        mean_confidence = float(
+            np.sum(ops.convert_to_numpy(metric.bin_confidence_sums.value)) / total
+        )
+        ax.axvline(accuracy, color="black", linestyle="--", label=f"Accuracy {accuracy:.3f}")
+        ax.axvline(
+            mean_confidence,
+            color="tab:red",
+            linestyle="--",
+            label=f"Mean confidence {mean_confidence:.3f}",
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Confidence")
+    ax.set_ylabel("Share of predictions")
+    ax.set_title(f"{title} ({total:.0f} predictions)")
+    return figure

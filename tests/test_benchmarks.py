@@ -1,0 +1,30 @@
+"""Every benchmark runs in its --quick mode and prints its ratios."""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+
+BENCHMARKS = sorted((pathlib.Path(__file__).parent.parent / "benchmarks").glob("*.py"))
+
+
+def test_there_are_benchmarks():
+    assert BENCHMARKS, "benchmarks/ holds no script"
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=[path.stem for path in BENCHMARKS])
+def test_benchmark_runs_in_quick_mode_and_prints_a_ratio(script):
+    environment = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    completed = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert re.search(r"^ratio.*\d+\.\d+x", completed.stdout, re.MULTILINE), completed.stdout
