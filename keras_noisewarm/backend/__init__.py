@@ -1,0 +1,8 @@
+"""The only place in the package with code written per Keras backend.
+
+Everything else uses `keras.ops`; what `keras.ops` cannot express (a gradient
+with respect to a model's inputs, needed by ODIN) lives here, dispatched on
+`keras.backend.backend()`.
+"""
+
+from keras_noisewarm.backend.gradients import input_gradient
