@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets up .venv if needed, then runs the main job: warm up a model on noise and
-# train it on CIFAR-10, printing confidence and calibration before and after.
-# Extra arguments go to the example, e.g. `bash scripts/main.sh --epochs 5`.
+# Sets up .venv if needed, then runs the main job: the same six-layer MLPs
+# trained on CIFAR-10 with and without noise warm-up, compared over 10 seeds
+# (accuracy, ECE, MCE, NLL, Brier, OOD confidence and AUROC, paired Wilcoxon
+# tests), with a report and reliability diagrams in outputs/compare/.
+# Extra arguments go to `keras-noisewarm compare`, e.g. --quick or --seeds 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python examples/quickstart.py "$@"
+exec .venv/bin/keras-noisewarm compare "$@"

@@ -44,5 +44,3 @@ def pytest_report_header(config):
 def _seeded():
     """Every test starts from the same global seeds (Python, NumPy, backend)."""
     keras.utils.set_random_seed(1234)
-    yield
-    keras.backend.clear_session()
