@@ -409,3 +409,19 @@ def test_noise_confidence_matches_a_direct_computation():
         result.class_frequencies,
         np.bincount(probabilities.argmax(axis=1), minlength=NUM_CLASSES) / 300,
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="tf.distribute strategies exist only under the TensorFlow backend",
+)
+def test_warmup_runs_inside_a_tf_distribute_strategy_scope():
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = deep_mlp(depth=2)
+        before = weights_of(model)
+        history = warmup(model, num_classes=NUM_CLASSES, steps=5, seed=0, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, weights_of(model)))
