@@ -7,6 +7,7 @@ it is less confident on inputs it has never seen.
 """
 
 from keras_noisewarm import calibration
+from keras_noisewarm import callbacks
 from keras_noisewarm import conformal
 from keras_noisewarm import datasets
 from keras_noisewarm import metrics
