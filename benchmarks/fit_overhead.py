@@ -1,0 +1,213 @@
+"""Per-epoch cost of watching calibration during `fit`.
+
+Four fits of the same model on the same in-memory data, timed epoch by epoch
+in the same process, one after the other (the order alternates between
+repeats):
+
+- plain: `compile(loss=...)` and `fit`;
+- ECE metric: `ExpectedCalibrationError` compiled in as a metric;
+- monitor: `CalibrationMonitor(validation_data)` at its default settings;
+- Keras validation: `fit(validation_data=...)` on the same held-out data,
+  for scale: what Keras's own per-epoch validation pass costs.
+
+Targets: the metric adds < 3% to an epoch, the monitor < 10%. The monitor's
+cost is a forward pass over the held-out data each epoch, so it grows with
+the size of the held-out set relative to the training set (here 1 : 5, as
+CIFAR-10's test set to its training set).
+
+The first epoch of every fit is left out (tracing, compilation, the
+monitor's first evaluation); an epoch is timed from `on_epoch_begin` to the
+end of `on_epoch_end` of every callback, the monitor's included.
+
+    KERAS_BACKEND=jax python benchmarks/fit_overhead.py           # full
+    KERAS_BACKEND=jax python benchmarks/fit_overhead.py --quick   # CI
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_noisewarm import metrics  # noqa: E402
+
+try:
+    from keras_noisewarm.callbacks import CalibrationMonitor
+except ImportError:  # Written in parallel with this benchmark.
+    CalibrationMonitor = None
+
+NUM_CLASSES = 10
+
+if keras.backend.backend() == "torch":
+    import torch
+
+    # torch's OpenMP workers and TensorFlow's threads share this process's
+    # cores (see benchmarks/warmup_throughput.py, which measures both
+    # settings); one intra-op thread, as the tests use.
+    torch.set_num_threads(1)
+
+
+def mlp(input_shape, width=256, depth=3):
+    """The paper's MLP blocks: Dense (He-normal) -> ReLU -> BatchNorm."""
+    layers = [keras.Input(input_shape), keras.layers.Flatten()]
+    for _ in range(depth):
+        layers += [
+            keras.layers.Dense(width, kernel_initializer="he_normal"),
+            keras.layers.ReLU(),
+            keras.layers.BatchNormalization(),
+        ]
+    layers.append(keras.layers.Dense(NUM_CLASSES, kernel_initializer="he_normal"))
+    return keras.Sequential(layers)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds per epoch; put it last, so that it waits for the others."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+class Variant:
+    """One way of fitting: its own model (same initial weights as the
+    others), compiled once, fitted again on every repeat."""
+
+    def __init__(self, name, initial_weights, config, ece=False, monitor=False,
+                 keras_validation=False):
+        self.name = name
+        self.config = config
+        self.model = mlp(config.input_shape)
+        self.model.set_weights(initial_weights)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[metrics.ExpectedCalibrationError(from_logits=True)] if ece else None,
+        )
+        self.monitor = monitor
+        self.keras_validation = keras_validation
+        self.epoch_seconds = []
+
+    def fit(self, data):
+        (x, y), validation = data
+        callbacks = []
+        if self.monitor:
+            callbacks.append(CalibrationMonitor(validation, from_logits=True))
+        timer = EpochTimer()
+        callbacks.append(timer)
+        self.model.fit(
+            x, y,
+            batch_size=self.config.batch_size,
+            epochs=1 + self.config.epochs,
+            validation_data=validation if self.keras_validation else None,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        self.epoch_seconds += timer.seconds[1:]
+
+    def median(self):
+        return statistics.median(self.epoch_seconds)
+
+
+class Config:
+    def __init__(self, input_shape, train_size, validation_size, batch_size,
+                 epochs, repeats):
+        self.input_shape = input_shape
+        self.train_size = train_size
+        self.validation_size = validation_size
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.repeats = repeats
+
+
+def make_data(config):
+    """A learnable task: the class is the argmax of a fixed random projection."""
+    rng = np.random.default_rng(0)
+    size = config.train_size + config.validation_size
+    x = rng.standard_normal((size,) + config.input_shape, dtype=np.float32)
+    projection = rng.standard_normal((int(np.prod(config.input_shape)), NUM_CLASSES))
+    y = np.argmax(x.reshape(size, -1) @ projection, axis=-1).astype("int32")
+    split = config.train_size
+    return (x[:split], y[:split]), (x[split:], y[split:])
+
+
+def print_machine():
+    versions = [f"keras {keras.__version__}"]
+    for module in ("tensorflow", "jax", "torch", "numpy"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()}"
+    )
+    print("versions: " + ", ".join(versions))
+    print(f"backend: {keras.backend.backend()}")
+    print("load average (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
+
+
+def run(config):
+    data = make_data(config)
+    initial_weights = mlp(config.input_shape).get_weights()
+    variants = [
+        Variant("plain", initial_weights, config),
+        Variant("ECE metric", initial_weights, config, ece=True),
+    ]
+    if CalibrationMonitor is not None:
+        variants.append(Variant("monitor", initial_weights, config, monitor=True))
+    variants.append(
+        Variant("Keras validation", initial_weights, config, keras_validation=True)
+    )
+    for repeat in range(config.repeats):
+        for variant in variants if repeat % 2 == 0 else reversed(variants):
+            variant.fit(data)
+
+    steps = -(-config.train_size // config.batch_size)
+    print(
+        f"\nMLP on {config.input_shape}: {config.train_size:,} training examples "
+        f"({steps} steps of {config.batch_size}), {config.validation_size:,} "
+        f"held-out; median of {config.repeats * config.epochs} epochs each"
+    )
+    plain = variants[0].median()
+    for variant in variants:
+        print(
+            f"  {variant.name:18s} {variant.median() * 1e3:9.1f} ms/epoch  "
+            f"{(variant.median() / plain - 1) * 100:+6.1f}%"
+        )
+    targets = {"ECE metric": 1.03, "monitor": 1.10}
+    for variant in variants[1:]:
+        ratio = variant.median() / plain
+        target = targets.get(variant.name)
+        verdict = (
+            "" if target is None
+            else f"  [{'meets' if ratio < target else 'MISSES'} the target of < {target:.2f}x]"
+        )
+        print(f"ratio (epoch time, {variant.name} / plain): {ratio:.3f}x{verdict}")
+    if CalibrationMonitor is None:
+        print("monitor: PENDING (keras_noisewarm.callbacks.CalibrationMonitor not importable)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
+    args = parser.parse_args()
+    print_machine()
+    if args.quick:
+        run(Config((8, 8, 3), 512, 128, batch_size=64, epochs=1, repeats=1))
+    else:
+        run(Config((32, 32, 3), 10_000, 2_000, batch_size=128, epochs=2, repeats=3))
+
+
+if __name__ == "__main__":
+    main()
