@@ -23,6 +23,7 @@ import keras  # noqa: E402
 
 import keras_noisewarm  # noqa: E402
 from keras_noisewarm import datasets  # noqa: E402
+from keras_noisewarm.experiments.models import build_mlp  # noqa: E402
 
 
 def parse_args():
@@ -59,20 +60,6 @@ def load_data(args):
     return (flatten(x_train), y_train), (flatten(x_test), y_test)
 
 
-def build_mlp(input_dim, depth, width, seed):
-    """The paper's MLP: Dense (He-normal, zero bias) -> ReLU -> BatchNorm blocks."""
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((input_dim,))]
-    for _ in range(depth - 1):
-        layers += [
-            keras.layers.Dense(width, kernel_initializer="he_normal"),
-            keras.layers.ReLU(),
-            keras.layers.BatchNormalization(),
-        ]
-    layers.append(keras.layers.Dense(10, kernel_initializer="he_normal"))
-    return keras.Sequential(layers)
-
-
 def evaluate(model, x_test, y_test):
     logits = model.predict(x_test, batch_size=1000, verbose=0)
     ece = keras_noisewarm.metrics.ExpectedCalibrationError(num_bins=15, from_logits=True)
@@ -95,7 +82,7 @@ def main():
 
     results = {}
     for name in ("no warm-up", "noise warm-up"):
-        model = build_mlp(x_train.shape[1], args.depth, args.width, args.seed)
+        model = build_mlp(x_train.shape[1], 10, args.depth, args.width, args.seed)
         if name == "noise warm-up":
             before = keras_noisewarm.noise_confidence(model)
             print(f"\nUntrained model on noise: {before}")

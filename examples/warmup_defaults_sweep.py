@@ -21,6 +21,7 @@ import numpy as np
 
 import keras_noisewarm
 from keras_noisewarm import datasets
+from keras_noisewarm.experiments.models import build_mlp
 
 VARIANTS = {
     "none": None,
@@ -50,19 +51,6 @@ def ece(probabilities, labels, num_bins=15):
     )
 
 
-def build_mlp(seed):
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((3072,))]
-    for _ in range(5):
-        layers += [
-            keras.layers.Dense(256, kernel_initializer="he_normal"),
-            keras.layers.ReLU(),
-            keras.layers.BatchNormalization(),
-        ]
-    layers.append(keras.layers.Dense(10, kernel_initializer="he_normal"))
-    return keras.Sequential(layers)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1")
@@ -72,7 +60,7 @@ def main():
     (x_train, y_train), (x_val, y_val) = load_split(args.data_dir)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for name in args.variants.split(","):
-            model = build_mlp(seed)
+            model = build_mlp(3072, 10, depth=6, width=256, seed=seed)
             start = time.time()
             confidence = None
             if VARIANTS[name]:
