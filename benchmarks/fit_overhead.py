@@ -25,7 +25,6 @@ end of `on_epoch_end` of every callback, the monitor's included.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -33,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import print_machine  # noqa: E402
 
 from keras_noisewarm import metrics  # noqa: E402
 
@@ -139,22 +139,6 @@ def make_data(config):
     y = np.argmax(x.reshape(size, -1) @ projection, axis=-1).astype("int32")
     split = config.train_size
     return (x[:split], y[:split]), (x[split:], y[split:])
-
-
-def print_machine():
-    versions = [f"keras {keras.__version__}"]
-    for module in ("tensorflow", "jax", "torch", "numpy"):
-        try:
-            versions.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()}"
-    )
-    print("versions: " + ", ".join(versions))
-    print(f"backend: {keras.backend.backend()}")
-    print("load average (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
 
 
 def run(config):

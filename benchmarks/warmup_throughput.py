@@ -32,7 +32,6 @@ the median over the repeats.
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -40,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import print_machine  # noqa: E402
 
 import keras_noisewarm  # noqa: E402
 
@@ -243,22 +243,6 @@ def warmup_against_torch(config):
 
 # --------------------------------------------------------------------------
 # Report
-
-
-def print_machine():
-    versions = [f"keras {keras.__version__}"]
-    for module in ("tensorflow", "jax", "torch", "numpy"):
-        try:
-            versions.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {platform.system()}"
-    )
-    print("versions: " + ", ".join(versions))
-    print(f"backend: {keras.backend.backend()}")
-    print("load average (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
 
 
 def print_rates(title, rates, numerator, denominator, target):

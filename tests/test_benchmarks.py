@@ -9,7 +9,11 @@ import sys
 import keras
 import pytest
 
-BENCHMARKS = sorted((pathlib.Path(__file__).parent.parent / "benchmarks").glob("*.py"))
+BENCHMARKS = sorted(
+    path
+    for path in (pathlib.Path(__file__).parent.parent / "benchmarks").glob("*.py")
+    if not path.name.startswith("_")  # shared helpers, not benchmarks
+)
 
 
 def test_there_are_benchmarks():
