@@ -1,35 +1,56 @@
-"""`keras-noisewarm compare` end to end on tiny data, and its resumability."""
+"""`keras-noisewarm compare` and `reproduce` end to end on tiny data."""
 
 import json
 
+import keras
 import pytest
+from datafiles import write_tiny_datasets
 
 from keras_noisewarm import cli
-from keras_noisewarm import datasets
-from keras_noisewarm.experiments import compare
+from keras_noisewarm.experiments import paper
+from keras_noisewarm.experiments import runs
 
-TINY = [
-    "compare", "--train-size", "200", "--test-size", "100", "--epochs", "1",
-    "--seeds", "2", "--depth", "3", "--width", "16", "--warmup-examples", "640",
+TINY_COMPARE = [
+    "compare", "--train-size", "200", "--test-size", "100", "--epochs", "2",
+    "--seeds", "2", "--depth", "3", "--width", "16", "--warmup-examples", "384",
 ]
 
 
-def test_compare_writes_runs_report_and_diagrams_then_resumes(tmp_path, monkeypatch, capsys):
-    if datasets.find_local_copy("cifar10-subset") is None:
-        pytest.skip("no local CIFAR-10 copy, and this machine cannot download")
-    arguments = TINY + ["--output", str(tmp_path)]
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(write_tiny_datasets(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture
+def tiny_quick_mode(monkeypatch):
+    """`--quick` at even smaller sizes, so that every target runs in seconds."""
+    monkeypatch.setattr(runs, "QUICK_SIZES", dict(
+        train_size=200, test_size=100, epochs=2, width=16, warmup_examples=384))
+    monkeypatch.setattr(paper, "QUICK_MAIN_SEEDS", (0, 1))
+    monkeypatch.setattr(paper, "QUICK_GRID_DEPTHS", (2, 3))
+    monkeypatch.setattr(paper, "QUICK_GRID_TRAIN_SIZES", (100, 200))
+    monkeypatch.setattr(paper, "QUICK_GRID_SEEDS", (0, 1))
+
+
+def test_compare_writes_runs_report_and_diagrams_then_resumes(
+    tmp_path, data_dir, monkeypatch, capsys
+):
+    arguments = TINY_COMPARE + ["--output", str(tmp_path), "--data-dir", data_dir]
     assert cli.main(arguments) == 0
 
     printed = capsys.readouterr().out
-    for _, title, _ in compare.METRICS:
+    for _, title, _ in runs.METRICS:
         assert title in printed
-    runs = sorted(path.name for path in (tmp_path / "runs").glob("*.json"))
-    assert runs == [f"seed{s}_{arm}.json" for s in (0, 1) for arm in ("baseline", "warmup")]
-    warmed = json.loads((tmp_path / "runs" / "seed0_warmup.json").read_text())
+    (folder,) = (tmp_path / "runs").glob("cifar10-*")
+    stored = sorted(path.name for path in folder.glob("seed*.json"))
+    assert stored == [f"seed{s}_{arm}.json" for s in (0, 1) for arm in ("baseline", "warmup")]
+    warmed = json.loads((folder / "seed0_warmup.json").read_text())
+    assert warmed["spec"]["epochs"] == 2 and warmed["spec"]["depth"] == 3
     assert 0.0 <= warmed["ece"] <= 1.0 and 0.0 <= warmed["ood_auroc"] <= 1.0
     assert warmed["noise_confidence_after"] < warmed["noise_confidence_before"]
     report = (tmp_path / "report.md").read_text()
-    assert "Command: `keras-noisewarm compare --train-size 200" in report
+    backend = keras.backend.backend()
+    assert f"Command: `KERAS_BACKEND={backend} keras-noisewarm compare --train-size 200" in report
     assert "| ECE (15 bins) |" in report
     for arm in ("baseline", "warmup"):
         assert (tmp_path / f"reliability_{arm}_seed0.png").stat().st_size > 10_000
@@ -38,18 +59,16 @@ def test_compare_writes_runs_report_and_diagrams_then_resumes(tmp_path, monkeypa
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(compare, "run_one", must_not_run)
+    monkeypatch.setattr(runs, "run_one", must_not_run)
     assert cli.main(arguments) == 0
     assert (tmp_path / "report.md").read_text() == report
 
 
-def test_compare_refuses_to_mix_runs_of_other_settings(tmp_path):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    other = compare.CompareConfig(epochs=1)
-    (runs / "seed0_baseline.json").write_text(json.dumps({"config": other.run_key()}))
-    with pytest.raises(ValueError, match="other settings"):
-        compare.run_comparison(None, compare.CompareConfig(epochs=2), tmp_path, verbose=0)
+def test_compare_says_where_to_put_a_missing_dataset(tmp_path, data_dir):
+    # The tiny data folder has CIFAR-10 but no SVHN.
+    with pytest.raises(FileNotFoundError, match="SVHN not found at .*svhn"):
+        cli.main(TINY_COMPARE + ["--ood", "svhn", "--data-dir", data_dir,
+                                 "--output", str(tmp_path)])
 
 
 def test_seeds_option_takes_a_count_or_a_list():
@@ -58,3 +77,34 @@ def test_seeds_option_takes_a_count_or_a_list():
     assert parser.parse_args(["compare", "--seeds", "4,7"]).seeds == (4, 7)
     with pytest.raises(SystemExit):
         parser.parse_args(["compare", "--seeds", "0"])
+
+
+def test_reproduce_all_quick_writes_every_figure_and_section_then_resumes(
+    tmp_path, data_dir, tiny_quick_mode, monkeypatch
+):
+    arguments = ["reproduce", "all", "--quick", "--quiet", "--output", str(tmp_path),
+                 "--data-dir", data_dir]
+    assert cli.main(arguments) == 0
+    figures = sorted(path.name for path in (tmp_path / "figures").glob("*.png"))
+    for prefix in ("fig1_", "fig2_loss", "fig2_grid", "fig3_", "fig4_", "fig5_"):
+        assert any(name.startswith(prefix) for name in figures), (prefix, figures)
+    for name in figures:
+        assert (tmp_path / "figures" / name).stat().st_size > 10_000
+    results = (tmp_path / "RESULTS.md").read_text()
+    for number in range(1, 6):
+        assert f"## Fig. {number} " in results
+    assert (f"Command: `KERAS_BACKEND={keras.backend.backend()} keras-noisewarm reproduce "
+            "all --quick") in results
+    assert "| ECE (15 bins) |" in results
+    # The grid of Fig. 1 and 2 and the main comparison of Figs. 2, 4, 5 ran once.
+    folders = sorted(path.name for path in (tmp_path / "runs").iterdir())
+    assert sum(name.startswith("cifar10-mlp") for name in folders) == 4 + 1
+    assert sum(name.startswith("warmup-") for name in folders) == 2 + 1
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(runs, "run_one", must_not_run)
+    assert cli.main(["reproduce", "fig2", "--quick", "--quiet", "--output", str(tmp_path),
+                     "--data-dir", data_dir]) == 0
+    assert "## Fig. 2 " in (tmp_path / "RESULTS.md").read_text()

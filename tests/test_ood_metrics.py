@@ -19,6 +19,20 @@ def test_auroc_counts_ordered_pairs():
     assert metrics.auroc(DISTINCT_IN, DISTINCT_OUT) == pytest.approx(5 / 6)
 
 
+def test_roc_curve_steps_through_each_distinct_threshold():
+    # Ranked 0.9 I, 0.8 I, 0.5 O, 0.4 I, 0.1 O: up, up, right, up, right.
+    fpr, tpr = metrics.roc_curve(DISTINCT_IN, DISTINCT_OUT)
+    np.testing.assert_allclose(fpr, [0, 0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1])
+
+
+def test_roc_curve_moves_diagonally_through_a_block_of_ties():
+    # Blocks {1: I I O}, {0.5: I O}, {0: O}: one point per block.
+    fpr, tpr = metrics.roc_curve(TIED_IN, TIED_OUT)
+    np.testing.assert_allclose(fpr, [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_allclose(tpr, [0, 2 / 3, 1, 1])
+
+
 def test_auroc_counts_tied_pairs_as_one_half():
     # In 1 vs out (1, 0.5, 0): 0.5 + 1 + 1, twice; in 0.5 vs out: 0 + 0.5 + 1.
     assert metrics.auroc(TIED_IN, TIED_OUT) == pytest.approx(6.5 / 9)

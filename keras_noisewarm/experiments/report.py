@@ -5,16 +5,17 @@ import platform
 import keras
 import numpy as np
 
-from keras_noisewarm.experiments import compare
+from keras_noisewarm.experiments import runs
 from keras_noisewarm.experiments import statistics
 
 
-def comparison_rows(results):
+def comparison_rows(results, metric_names=None):
     """One row per metric: summaries of both arms, effect, wins and p-value.
 
     Args:
         results: `{arm: [per-seed result dicts]}` as returned by
             `compare.run_comparison`, with the seeds in the same order.
+        metric_names: Names of `runs.METRICS` to include (default: all).
 
     Returns:
         A list of dicts with keys `metric`, `title`, `baseline`, `warmup`
@@ -24,17 +25,20 @@ def comparison_rows(results):
         `p_value` (paired two-sided Wilcoxon).
     """
     rows = []
-    for name, title, lower_is_better in compare.METRICS:
+    for name, title, lower_is_better in runs.METRICS:
+        if metric_names is not None and name not in metric_names:
+            continue
         baseline = np.array([run[name] for run in results["baseline"]])
         warmup = np.array([run[name] for run in results["warmup"]])
         baseline_summary = statistics.summarize(baseline)
+        warmup_summary = statistics.summarize(warmup)
         rows.append(
             {
                 "metric": name,
                 "title": title,
                 "baseline": baseline_summary,
-                "warmup": statistics.summarize(warmup),
-                "ratio": statistics.summarize(warmup).median / baseline_summary.median
+                "warmup": warmup_summary,
+                "ratio": warmup_summary.median / baseline_summary.median
                 if baseline_summary.median
                 else float("nan"),
                 "difference": float(np.median(warmup - baseline)),
@@ -62,32 +66,9 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def markdown_report(rows, config, task, command, results):
-    """The markdown report written next to the figures."""
-    seconds = sum(run["seconds"] for arm in compare.ARMS for run in results[arm])
-    noise_before = [run["noise_confidence_before"] for run in results["warmup"]]
-    noise_after = [run["noise_confidence_after"] for run in results["warmup"]]
+def markdown_table(rows):
+    """The rows of `comparison_rows` as a markdown table."""
     lines = [
-        "# Noise warm-up vs no warm-up",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Backend {keras.backend.backend()}, keras {keras.__version__}, "
-        f"Python {platform.python_version()}, {platform.machine()}; "
-        f"{seconds / 60:.1f} minutes of runs.",
-        "",
-        f"Data: {task.name}, {len(task.x_train)} training and {len(task.x_test)} "
-        f"test images; out-of-distribution: {task.ood_name} ({len(task.x_ood)} images).",
-        f"Model: {config.depth}-layer MLP of width {config.width} (Dense -> ReLU -> "
-        f"BatchNorm, He-normal), {config.epochs} epochs of Adam {config.learning_rate} "
-        f"(batch {config.batch_size}).",
-        f"Warm-up: {config.warmup_examples} Gaussian noise examples, Adam "
-        f"{config.warmup_learning_rate}; noise confidence "
-        f"{np.median(noise_before):.3f} -> {np.median(noise_after):.3f} (median, "
-        f"chance {1 / task.num_classes:.3f}).",
-        f"Seeds: {', '.join(str(seed) for seed in config.seeds)}; each seed's two "
-        "networks start from the same weights.",
-        "",
         "| metric | no warm-up | noise warm-up | ratio | warm-up better | Wilcoxon p |",
         "|---|---|---|---|---|---|",
     ]
@@ -99,10 +80,50 @@ def markdown_report(rows, config, task, command, results):
     lines += [
         "",
         "Values: median [25th, 75th percentile] over seeds. p: paired two-sided "
-        "Wilcoxon signed-rank test over seeds.",
+        "Wilcoxon signed-rank test over seeds (each seed's two networks start "
+        "from the same weights).",
+    ]
+    return "\n".join(lines)
+
+
+def environment_line(results):
+    """Backend, versions and the summed run time of `results`."""
+    seconds = sum(run["seconds"] for arm_runs in results.values() for run in arm_runs)
+    return (
+        f"Backend {keras.backend.backend()}, keras {keras.__version__}, "
+        f"Python {platform.python_version()}, {platform.machine()}; "
+        f"{seconds / 60:.1f} minutes of training and measuring."
+    )
+
+
+def noise_confidence_line(results):
+    num_classes = results["warmup"][0]["num_classes"]
+    before = [run["noise_confidence_before"] for run in results["warmup"]]
+    after = [run["noise_confidence_after"] for run in results["warmup"]]
+    return (
+        f"Mean confidence on fresh noise: {np.median(before):.3f} before the "
+        f"warm-up, {np.median(after):.3f} after (median over seeds; chance "
+        f"{1 / num_classes:.3f})."
+    )
+
+
+def markdown_report(rows, spec, seeds, command, results, figures):
+    """The markdown report of `keras-noisewarm compare`."""
+    lines = [
+        "# Noise warm-up vs no warm-up",
         "",
-        f"![no warm-up](reliability_baseline_seed{config.seeds[0]}.png) "
-        f"![noise warm-up](reliability_warmup_seed{config.seeds[0]}.png)",
+        f"Command: `{command}`",
+        "",
+        environment_line(results),
+        "",
+        f"Setting: {spec.describe()}. Held-out: {spec.test_size:,} {spec.dataset} "
+        f"test images; out-of-distribution: {spec.test_size:,} {spec.ood} images.",
+        noise_confidence_line(results),
+        f"Seeds: {', '.join(str(seed) for seed in seeds)}.",
+        "",
+        markdown_table(rows),
+        "",
+        " ".join(f"![{arm}]({name})" for arm, name in figures.items()),
         "",
     ]
     return "\n".join(lines)

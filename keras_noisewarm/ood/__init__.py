@@ -12,6 +12,7 @@ from keras_noisewarm.ood.metrics import aupr_out
 from keras_noisewarm.ood.metrics import auroc
 from keras_noisewarm.ood.metrics import fpr_at_95_tpr
 from keras_noisewarm.ood.metrics import fpr_at_tpr
+from keras_noisewarm.ood.metrics import roc_curve
 from keras_noisewarm.ood.odin import odin_perturbation
 from keras_noisewarm.ood.odin import odin_score
 from keras_noisewarm.ood.scorers import ODIN

@@ -48,10 +48,34 @@ def auroc(id_scores, ood_scores):
     >>> round(auroc([0.9, 0.8, 0.4], [0.5, 0.1]), 4)  # 5 of 6 pairs ordered right
     0.8333
     """
+    fpr, tpr = roc_curve(id_scores, ood_scores)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def roc_curve(id_scores, ood_scores):
+    """The ROC curve of telling in- from out-of-distribution inputs.
+
+    In-distribution inputs are the positives, detected by high scores (the
+    curve of `positive="out"` with negated scores is the same).
+
+    Args:
+        id_scores: Scores of in-distribution inputs, shape `(N_in,)`.
+        ood_scores: Scores of out-of-distribution inputs, shape `(N_out,)`.
+
+    Returns:
+        `(fpr, tpr)`: float arrays from `(0, 0)` to `(1, 1)`, one point per
+        distinct score after the origin.
+
+    Example:
+
+    >>> fpr, tpr = roc_curve([0.9, 0.8, 0.4], [0.5, 0.1])
+    >>> fpr.tolist(), [round(value, 3) for value in tpr]
+    ([0.0, 0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.333, 0.667, 0.667, 1.0, 1.0])
+    """
     true_positives, false_positives = _operating_points(id_scores, ood_scores, "in")
     tpr = np.concatenate([[0.0], true_positives / true_positives[-1]])
     fpr = np.concatenate([[0.0], false_positives / false_positives[-1]])
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return fpr, tpr
 
 
 def aupr(id_scores, ood_scores, positive="in"):
