@@ -67,42 +67,90 @@ def noise_dataset(
     ((4, 28, 28, 1), (4,))
     """
     shapes = _validated_shapes(input_shape)
+    _check_noise_family(distribution, mean, std, dtype)
+    flat_shapes, pack = _flatten_shapes(shapes)
+    dtype = tf.as_dtype(dtype)
+
+    def make_inputs(seeds):
+        return pack([
+            _sample(distribution, (batch_size,) + shape, seeds[i], mean, std, dtype)
+            for i, shape in enumerate(flat_shapes)
+        ])
+
+    return _stream(make_inputs, len(flat_shapes), num_classes, batch_size,
+                   one_hot, label_shape, seed)
+
+
+def label_dataset(num_classes, batch_size=128, one_hot=False, label_shape=(), seed=None):
+    """The labels of `noise_dataset` without its inputs.
+
+    For warm-ups that draw the noise inputs on the device, inside the train
+    step: each element is `(placeholder, labels)`, where the placeholder is
+    a `(batch_size, 1)` float32 tensor of zeros that only carries the batch
+    size, and `labels` are those `noise_dataset` pairs with one input.
+
+    Args:
+        num_classes: Number of classes `K` (at least 2).
+        batch_size: Examples per batch.
+        one_hot: One-hot `float32` labels instead of `int32` indices.
+        label_shape: Label shape of one example without the class axis.
+        seed: Integer seed; `None` draws one from NumPy's global generator.
+
+    Returns:
+        An infinite `tf.data.Dataset`.
+    """
+
+    def make_placeholder(seeds):
+        return tf.zeros((batch_size, 1), tf.float32)
+
+    return _stream(make_placeholder, 1, num_classes, batch_size, one_hot, label_shape, seed)
+
+
+def sample_noise(shape, distribution="gaussian", mean=0.0, std=1.0, seed=None,
+                 dtype="float32"):
+    """One tensor of noise from the Keras backend's own random generator.
+
+    The same families as `noise_dataset`, drawn with `keras.random`, so that
+    it runs inside a compiled train step on any backend and device.
+
+    Args:
+        shape: Full shape of the tensor, batch dimension included.
+        distribution: `"gaussian"` or `"uniform"` (same mean and standard
+            deviation, width `sqrt(12) * std`).
+        mean: Mean of the noise.
+        std: Standard deviation of the noise.
+        seed: An integer or a `keras.random.SeedGenerator` (use one inside
+            compiled code, so that every call draws fresh noise).
+        dtype: Floating dtype of the result.
+
+    Returns:
+        A backend tensor of `shape`.
+    """
+    import keras
+
+    _check_noise_family(distribution, mean, std, dtype)
+    if distribution == "gaussian":
+        return keras.random.normal(shape, mean=mean, stddev=std, dtype=dtype, seed=seed)
+    half_width = math.sqrt(3.0) * std
+    return keras.random.uniform(
+        shape, minval=mean - half_width, maxval=mean + half_width, dtype=dtype, seed=seed
+    )
+
+
+def _stream(make_inputs, num_inputs, num_classes, batch_size, one_hot, label_shape, seed):
+    """An infinite stream of `(make_inputs(seeds), labels)`, one seed per batch."""
     _check_positive_int("num_classes", num_classes, minimum=2)
     _check_positive_int("batch_size", batch_size)
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(
-            f"Unknown noise distribution {distribution!r}: expected one of "
-            f"{DISTRIBUTIONS}."
-        )
-    if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
-        raise ValueError(f"`std` must be a positive finite number, got {std!r}.")
-    if not (isinstance(mean, (int, float)) and math.isfinite(mean)):
-        raise ValueError(f"`mean` must be a finite number, got {mean!r}.")
     label_shape = _validated_shape(label_shape, "label_shape", allow_empty=True)
-    dtype = tf.as_dtype(dtype)
-    if not dtype.is_floating:
-        raise ValueError(
-            f"Noise inputs must have a floating dtype, got {dtype.name}. Models "
-            "with integer inputs (token ids, ...) need a noise family of their "
-            "own."
-        )
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
-
-    flat_shapes, pack = _flatten_shapes(shapes)
     labels_full_shape = (batch_size,) + label_shape
 
     def make_batch(step):
         # One seed pair per batch, split into one per input plus one for the
         # labels, so that adding an input never changes the labels.
         batch_seed = tf.stack([tf.constant(seed, tf.int64), step])
-        seeds = tf.random.experimental.stateless_split(
-            batch_seed, num=len(flat_shapes) + 1
-        )
-        inputs = [
-            _sample(distribution, (batch_size,) + shape, seeds[i], mean, std, dtype)
-            for i, shape in enumerate(flat_shapes)
-        ]
+        seeds = tf.random.experimental.stateless_split(batch_seed, num=num_inputs + 1)
         labels = tf.random.stateless_uniform(
             labels_full_shape,
             seed=seeds[-1],
@@ -112,13 +160,31 @@ def noise_dataset(
         )
         if one_hot:
             labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
-        return pack(inputs), labels
+        return make_inputs(seeds), labels
 
     return (
         tf.data.Dataset.counter(dtype=tf.int64)
         .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _check_noise_family(distribution, mean, std, dtype):
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(
+            f"Unknown noise distribution {distribution!r}: expected one of "
+            f"{DISTRIBUTIONS}."
+        )
+    if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
+        raise ValueError(f"`std` must be a positive finite number, got {std!r}.")
+    if not (isinstance(mean, (int, float)) and math.isfinite(mean)):
+        raise ValueError(f"`mean` must be a finite number, got {mean!r}.")
+    if not tf.as_dtype(dtype).is_floating:
+        raise ValueError(
+            f"Noise inputs must have a floating dtype, got {tf.as_dtype(dtype).name}. "
+            "Models with integer inputs (token ids, ...) need a noise family of "
+            "their own."
+        )
 
 
 def _sample(distribution, shape, seed, mean, std, dtype):

@@ -15,9 +15,11 @@ import copy
 import math
 
 import keras
+import numpy as np
 
 from keras_noisewarm import classifier
 from keras_noisewarm import noise
+from keras_noisewarm.backend import devices
 
 # Defaults follow the authors' MLP recipe (Adam, ten epochs of 32,000 noise
 # examples). The learning rate is the one that helped in our measurement
@@ -26,6 +28,7 @@ from keras_noisewarm import noise
 DEFAULT_NUM_EXAMPLES = 320_000
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_LEARNING_RATE = 1e-4
+NOISE_SOURCES = ("auto", "stream", "device")
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
@@ -69,8 +72,18 @@ class NoiseWarmup:
         input_shape: Shape of one example without the batch dimension (a
             list or dict of shapes for several inputs); `None` reads it from
             `model.inputs`. Needed for subclassed models.
-        seed: Integer seed of the noise stream; `None` draws one from NumPy's
+        seed: Integer seed of the noise; `None` draws one from NumPy's
             global generator (set by `keras.utils.set_random_seed`).
+        noise_source: Where the noise inputs are drawn. `"stream"`: the
+            `tf.data` stream of `noise_dataset`, generated on the host in
+            parallel with training; bit-identical on every backend.
+            `"device"`: inside the train step, by the backend's own random
+            generator (`noise.sample_noise`), with the labels still from the
+            stream; no host generation and no copy, the fastest choice on an
+            accelerator, and reproducible for a given seed and backend.
+            `"auto"` (default) picks `"device"` on a GPU/TPU and under torch,
+            whose generator is the fastest on CPUs, and `"stream"` otherwise
+            (see `keras_noisewarm.backend.devices`).
         verbose: Passed to `fit`: `"auto"`, 0 (silent), 1 (progress bar) or 2
             (one line per epoch).
         callbacks: Extra `keras.callbacks.Callback`s for the warm-up fit.
@@ -101,6 +114,7 @@ class NoiseWarmup:
         seed=None,
         verbose="auto",
         callbacks=None,
+        noise_source="auto",
     ):
         self.num_classes = num_classes
         self.num_examples = num_examples
@@ -116,6 +130,7 @@ class NoiseWarmup:
         self.seed = seed
         self.verbose = verbose
         self.callbacks = callbacks
+        self.noise_source = noise_source
 
     def num_steps(self):
         """The number of training steps one `run` takes."""
@@ -133,6 +148,16 @@ class NoiseWarmup:
         )
         noise._check_positive_int("num_examples", num_examples)
         return math.ceil(num_examples / self.batch_size)
+
+    def resolved_noise_source(self):
+        """`"stream"` or `"device"`: where this warm-up draws its noise."""
+        if self.noise_source not in NOISE_SOURCES:
+            raise ValueError(
+                f"`noise_source` must be one of {NOISE_SOURCES}, got {self.noise_source!r}."
+            )
+        if self.noise_source == "auto":
+            return devices.default_noise_source()
+        return self.noise_source
 
     def make_optimizer(self):
         """A fresh warm-up optimizer built from `optimizer` and `learning_rate`."""
@@ -170,24 +195,33 @@ class NoiseWarmup:
             The `keras.callbacks.History` of the warm-up fit.
         """
         steps = self.num_steps()
+        source = self.resolved_noise_source()
         spec = classifier.inspect_classifier(
             model,
             num_classes=self.num_classes,
             input_shape=self.input_shape,
             from_logits=self.from_logits,
         )
-        stream = noise.noise_dataset(
-            spec.input_shape,
-            spec.num_classes,
-            batch_size=self.batch_size,
-            distribution=self.distribution,
-            mean=self.mean,
-            std=self.std,
-            label_shape=spec.label_shape,
-            seed=self.seed,
-            dtype=spec.input_dtype,
-        )
-        trainer = _WarmupTrainer(model)
+        seed = self.seed
+        if seed is None:
+            seed = int(np.random.randint(0, 2**31 - 1))
+        family = dict(distribution=self.distribution, mean=self.mean, std=self.std)
+        noise._check_noise_family(dtype=spec.input_dtype, **family)
+        if source == "stream":
+            stream = noise.noise_dataset(
+                spec.input_shape, spec.num_classes, batch_size=self.batch_size,
+                label_shape=spec.label_shape, seed=seed, dtype=spec.input_dtype,
+                **family,
+            )
+            trainer = _WarmupTrainer(model)
+        else:
+            stream = noise.label_dataset(
+                spec.num_classes, batch_size=self.batch_size,
+                label_shape=spec.label_shape, seed=seed,
+            )
+            trainer = _DeviceNoiseTrainer(
+                model, spec.input_shape, self.batch_size, seed, spec.input_dtype, family
+            )
         trainer.compile(optimizer=self.make_optimizer(), loss=_warmup_loss(spec))
         return trainer.fit(
             stream,
@@ -216,6 +250,7 @@ class NoiseWarmup:
             "input_shape": self.input_shape,
             "seed": self.seed,
             "verbose": self.verbose,
+            "noise_source": self.noise_source,
         }
 
     @classmethod
@@ -272,6 +307,35 @@ class _WarmupTrainer(keras.Model):
 
     def call(self, inputs, training=None):
         return self.classifier(inputs, training=training)
+
+
+class _DeviceNoiseTrainer(_WarmupTrainer):
+    """Draws the noise inputs inside the train step, on the device.
+
+    It is fed `noise.label_dataset`: the labels, and a placeholder input that
+    it ignores. A `SeedGenerator` makes every step draw fresh noise, also
+    inside a compiled (`jit`) step, where Keras threads its state through.
+    """
+
+    def __init__(self, model, input_shape, batch_size, seed, dtype, family):
+        super().__init__(model)
+        self.flat_shapes, self.pack = noise._flatten_shapes(
+            noise._validated_shapes(input_shape)
+        )
+        self.batch_size = batch_size
+        self.noise_dtype = dtype
+        self.family = family
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        noise_inputs = [
+            noise.sample_noise(
+                (self.batch_size,) + shape, seed=self.seed_generator,
+                dtype=self.noise_dtype, **self.family,
+            )
+            for shape in self.flat_shapes
+        ]
+        return self.classifier(self.pack(noise_inputs), training=training)
 
 
 def _warmup_loss(spec):

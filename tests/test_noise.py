@@ -1,10 +1,12 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy import stats
 
+from keras_noisewarm import noise
 from keras_noisewarm import noise_dataset
 
 
@@ -162,3 +164,29 @@ def test_invalid_arguments_raise_a_clear_error(kwargs, message):
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         noise_dataset(**arguments)
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "uniform"])
+def test_sample_noise_has_the_family_mean_and_std_on_the_backend(distribution):
+    values = keras.ops.convert_to_numpy(
+        noise.sample_noise((200_000,), distribution, mean=0.5, std=2.0, seed=0)
+    )
+    assert values.mean() == pytest.approx(0.5, abs=0.02)
+    assert values.std() == pytest.approx(2.0, rel=0.01)
+    if distribution == "uniform":
+        half_width = np.sqrt(3.0) * 2.0
+        assert values.min() >= 0.5 - half_width and values.max() <= 0.5 + half_width
+
+
+def test_sample_noise_with_a_seed_generator_draws_fresh_noise_each_call():
+    generator = keras.random.SeedGenerator(0)
+    first = keras.ops.convert_to_numpy(noise.sample_noise((4, 3), seed=generator))
+    second = keras.ops.convert_to_numpy(noise.sample_noise((4, 3), seed=generator))
+    assert not np.allclose(first, second)
+
+
+def test_label_dataset_gives_the_labels_of_the_noise_stream():
+    labels_only = next(iter(noise.label_dataset(7, batch_size=16, seed=3)))
+    with_inputs = next(iter(noise.noise_dataset((5,), 7, batch_size=16, seed=3)))
+    assert tuple(labels_only[0].shape) == (16, 1)
+    np.testing.assert_array_equal(labels_only[1].numpy(), with_inputs[1].numpy())

@@ -6,6 +6,7 @@ import keras_noisewarm
 from keras_noisewarm import NoiseWarmup
 from keras_noisewarm import noise_confidence
 from keras_noisewarm import warmup
+from keras_noisewarm.backend import devices
 
 NUM_CLASSES = 10
 
@@ -155,13 +156,15 @@ def test_warmup_of_an_uncompiled_model_leaves_it_uncompiled():
     assert getattr(model, "optimizer", None) is None
 
 
-def test_same_seed_gives_identical_weights_and_other_seed_differs():
+@pytest.mark.parametrize("noise_source", ["stream", "device"])
+def test_same_seed_gives_identical_weights_and_other_seed_differs(noise_source):
     model = deep_mlp(depth=3)
     initial = weights_of(model)
 
     def warmed_weights(seed):
         model.set_weights(initial)
-        warmup(model, num_classes=NUM_CLASSES, steps=30, seed=seed, verbose=0)
+        warmup(model, num_classes=NUM_CLASSES, steps=30, seed=seed, verbose=0,
+               noise_source=noise_source)
         return weights_of(model)
 
     first = warmed_weights(5)
@@ -253,7 +256,35 @@ def test_binary_sigmoid_model_confidence_falls_towards_one_half():
     assert after.chance == 0.5
 
 
-def test_multi_input_model_warms_up_every_branch():
+@pytest.mark.parametrize("noise_source", ["stream", "device"])
+def test_both_noise_sources_pull_confidence_on_noise_down(noise_source):
+    model = deep_mlp(depth=4)
+    before = noise_confidence(model).mean_confidence
+    warmup(model, num_classes=NUM_CLASSES, steps=300, learning_rate=1e-3, seed=0,
+           verbose=0, noise_source=noise_source)
+    after = noise_confidence(model).mean_confidence
+    # Measured on all backends: 0.3-0.8 before, 0.13-0.16 after.
+    assert after < 0.2 < before
+
+
+def test_auto_noise_source_draws_on_the_device_under_torch_and_on_accelerators():
+    expected = (
+        "device"
+        if keras.backend.backend() == "torch" or devices.has_accelerator()
+        else "stream"
+    )
+    assert NoiseWarmup(NUM_CLASSES).resolved_noise_source() == expected
+    assert NoiseWarmup(NUM_CLASSES, noise_source="stream").resolved_noise_source() == "stream"
+
+
+def test_unknown_noise_source_raises_before_training():
+    message = unchanged_after_error(deep_mlp(depth=2), num_classes=NUM_CLASSES, steps=1,
+                                    noise_source="disk")
+    assert "noise_source" in message and "'device'" in message
+
+
+@pytest.mark.parametrize("noise_source", ["stream", "device"])
+def test_multi_input_model_warms_up_every_branch(noise_source):
     image = keras.Input((8, 8, 1), name="image")
     meta = keras.Input((3,), name="meta")
     image_features = keras.layers.Dense(8, name="image_dense")(keras.layers.Flatten()(image))
@@ -263,7 +294,7 @@ def test_multi_input_model_warms_up_every_branch():
     )
     model = keras.Model([image, meta], logits)
     before = {name: np.array(model.get_layer(name).kernel) for name in ("image_dense", "meta_dense")}
-    warmup(model, num_classes=4, steps=10, seed=0, verbose=0)
+    warmup(model, num_classes=4, steps=10, seed=0, verbose=0, noise_source=noise_source)
     for name, kernel in before.items():
         assert not np.allclose(kernel, np.array(model.get_layer(name).kernel))
 
