@@ -1,6 +1,5 @@
 """Every guide in guides/ runs, in its fast mode, as a test on each backend."""
 
-import os
 import pathlib
 import runpy
 

@@ -5,6 +5,7 @@ from scipy import stats
 
 from keras_noisewarm.experiments import paper
 from keras_noisewarm.experiments import plots
+from keras_noisewarm.experiments import report
 from keras_noisewarm.experiments import statistics
 
 FIGURE = "fig1_ece_depth_data.png"
@@ -63,13 +64,9 @@ def reproduce(context):
         "",
         context.figure_link(FIGURE, "ECE over depth and training-set size"),
         "",
-        "| layers | " + " | ".join(f"{s:,} images" for s in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
-    for depth in depths:
-        cells = " | ".join(str(statistics.summarize(ece[depth, size])) for size in sizes)
-        lines.append(f"| {depth} | {cells} |")
-    lines += [
+        *report.markdown_grid(
+            depths, sizes, lambda depth, size: str(statistics.summarize(ece[depth, size]))
+        ),
         "",
         "ECE: median [25th, 75th percentile] over seeds. Trends: Spearman rank "
         "correlation over all runs (ρ > 0: ECE grows).",

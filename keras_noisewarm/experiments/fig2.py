@@ -54,17 +54,17 @@ def reproduce(context):
         "",
         context.figure_link(GRID_FIGURE, "ECE reduction over depth and data size"),
         "",
-        "| layers | " + " | ".join(f"{s:,} images" for s in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
+        *report.markdown_grid(depths, sizes, lambda depth, size: _cell_text(cells[depth, size])),
+        "",
+        _grid_verdict(cells, depths, sizes),
+        "",
     ]
-    for depth in depths:
-        lines.append(f"| {depth} | " + " | ".join(
-            f"{cells[depth, size]['reduction']:+.3f} ({cells[depth, size]['wins']}/"
-            f"{cells[depth, size]['seeds']}, p {cells[depth, size]['p_value']:.2g})"
-            for size in sizes
-        ) + " |")
-    lines += ["", _grid_verdict(cells, depths, sizes), ""]
     return "\n".join(lines)
+
+
+def _cell_text(cell):
+    return (f"{cell['reduction']:+.3f} ({cell['wins']}/{cell['seeds']}, "
+            f"p {cell['p_value']:.2g})")
 
 
 def _grid_cells(grid, depths, sizes):

@@ -86,6 +86,26 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def markdown_grid(depths, sizes, cell_text):
+    """A depth x training-set-size markdown table.
+
+    Args:
+        depths: Row values (layers).
+        sizes: Column values (training images).
+        cell_text: Callable `(depth, size) -> str`.
+
+    Returns:
+        The table's lines.
+    """
+    lines = [
+        "| layers | " + " | ".join(f"{size:,} images" for size in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for depth in depths:
+        lines.append(f"| {depth} | " + " | ".join(cell_text(depth, size) for size in sizes) + " |")
+    return lines
+
+
 def environment_line(results):
     """Backend, versions and the summed run time of `results`."""
     seconds = sum(run["seconds"] for arm_runs in results.values() for run in arm_runs)
