@@ -1,28 +1,9 @@
-import gzip
-import pickle
-
 import numpy as np
 import pytest
+from datafiles import write_cifar_batch
+from datafiles import write_idx
 
 from keras_noisewarm import datasets
-
-
-def write_cifar_batch(path, images, labels):
-    """One batch in the official CIFAR-10 python format (channel-major rows)."""
-    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    with open(path, "wb") as handle:
-        pickle.dump(
-            {b"data": rows, b"labels": list(labels), b"batch_label": b"test"}, handle
-        )
-
-
-def write_idx(path, array, compress=True):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(size).to_bytes(4, "big") for size in array.shape
-    )
-    opener = gzip.open if compress else open
-    with opener(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
 
 
 def test_cifar10_reads_official_batches_in_channels_last_layout(tmp_path):
@@ -92,3 +73,34 @@ def test_shared_cifar10_copy_loads_when_present():
     (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(folder)
     assert x_train.shape == (20000, 32, 32, 3) and x_test.shape == (10000, 32, 32, 3)
     assert set(np.unique(y_train)) == set(range(10))
+
+
+def write_svhn(path, images, digits):
+    """A .mat file in SVHN's official format 2: X (32, 32, 3, N), y in 1..10."""
+    from scipy import io
+
+    io.savemat(path, {"X": images.transpose(1, 2, 3, 0),
+                      "y": np.where(digits == 0, 10, digits).reshape(-1, 1).astype(np.uint8)})
+
+
+def test_svhn_reads_format_2_with_label_10_as_digit_0(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    digits = np.array([0, 1, 9, 0, 5])
+    write_svhn(tmp_path / "test_32x32.mat", images, digits)
+
+    x_test, y_test = datasets.load_svhn(tmp_path, split="test")
+    assert x_test.shape == (5, 32, 32, 3) and x_test.dtype == np.uint8
+    np.testing.assert_array_equal(x_test, images)
+    assert y_test.dtype == np.int64
+    np.testing.assert_array_equal(y_test, digits)
+
+
+def test_svhn_split_missing_says_which_file_to_put_where(tmp_path):
+    write_svhn(tmp_path / "test_32x32.mat", np.zeros((1, 32, 32, 3), np.uint8), np.array([3]))
+    # Only the test split is there: it loads, the training split is refused.
+    assert datasets.load_svhn(tmp_path, split="test")[1].tolist() == [3]
+    with pytest.raises(FileNotFoundError, match="SVHN not found at .*train_32x32.mat"):
+        datasets.load_svhn(tmp_path, split="train")
+    with pytest.raises(ValueError, match="Unknown SVHN split"):
+        datasets.load_svhn(tmp_path, split="extra")
