@@ -9,6 +9,7 @@ from datafiles import write_tiny_datasets
 from keras_noisewarm import cli
 from keras_noisewarm.experiments import paper
 from keras_noisewarm.experiments import runs
+from keras_noisewarm.experiments import toy
 
 TINY_COMPARE = [
     "compare", "--train-size", "200", "--test-size", "100", "--epochs", "2",
@@ -30,6 +31,9 @@ def tiny_quick_mode(monkeypatch):
     monkeypatch.setattr(paper, "QUICK_GRID_DEPTHS", (2, 3))
     monkeypatch.setattr(paper, "QUICK_GRID_TRAIN_SIZES", (100, 200))
     monkeypatch.setattr(paper, "QUICK_GRID_SEEDS", (0, 1))
+    monkeypatch.setattr(toy, "QUICK_SEEDS", (0, 1))
+    monkeypatch.setattr(toy, "QUICK_STEPS", 20)
+    monkeypatch.setattr(toy, "GRID_POINTS", 21)
 
 
 def test_compare_writes_runs_report_and_diagrams_then_resumes(
