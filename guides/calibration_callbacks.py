@@ -255,5 +255,5 @@ model.fit(
 
 Each epoch the monitor costs about one inference pass over the held-out
 data, like Keras's own `validation_data` (see
-`benchmarks/callback_overhead.py`).
+`benchmarks/fit_overhead.py`).
 """

@@ -1,4 +1,4 @@
-"""Input gradients (the package's only per-backend code) against NumPy."""
+"""The per-backend code: input gradients against NumPy, evaluation datasets."""
 
 import keras
 import numpy as np
@@ -75,3 +75,25 @@ def test_input_gradient_rejects_non_scalar_functions_and_integer_inputs():
         backend.input_gradient(lambda x: x * 2, np.ones((2,), "float32"))
     with pytest.raises(ValueError, match="floating"):
         backend.input_gradient(lambda x: keras.ops.sum(x), np.ones((2,), "int32"))
+
+
+def test_evaluation_dataset_is_built_under_tensorflow_only_and_keeps_every_row():
+    inputs = np.arange(10 * 3, dtype="float32").reshape(10, 3)
+    labels = np.arange(10) % 2
+    weights = np.linspace(0.5, 1.0, 10).astype("float32")
+
+    dataset = backend.reusable_evaluation_data(inputs, labels, weights, batch_size=4)
+
+    if keras.backend.backend() != "tensorflow":
+        assert dataset is None
+        return
+    batches = list(dataset.as_numpy_iterator())
+    assert [len(batch[0]) for batch in batches] == [4, 4, 2]
+    for got, expected in zip(zip(*batches), (inputs, labels, weights)):
+        np.testing.assert_array_equal(np.concatenate(got), expected)
+
+
+def test_evaluation_data_other_than_numpy_arrays_is_left_to_evaluate():
+    inputs = np.zeros((4, 3), "float32")
+    assert backend.reusable_evaluation_data([inputs, inputs], np.zeros(4), None, 2) is None
+    assert backend.reusable_evaluation_data(inputs, None, None, 2) is None

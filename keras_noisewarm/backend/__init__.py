@@ -1,8 +1,11 @@
 """The only place in the package with code written per Keras backend.
 
 Everything else uses `keras.ops`; what `keras.ops` cannot express (a gradient
-with respect to a model's inputs, needed by ODIN) lives here, dispatched on
+with respect to a model's inputs, needed by ODIN), or what differs in speed
+between backends (where to draw the warm-up's noise, which input pipeline
+evaluates held-out data fastest), lives here, dispatched on
 `keras.backend.backend()`.
 """
 
+from keras_noisewarm.backend.datasets import reusable_evaluation_data
 from keras_noisewarm.backend.gradients import input_gradient

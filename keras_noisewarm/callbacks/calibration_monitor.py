@@ -6,6 +6,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_noisewarm import backend
 from keras_noisewarm import classifier
 from keras_noisewarm import metrics as metrics_lib
 from keras_noisewarm.callbacks import _trajectory
@@ -117,6 +118,7 @@ class CalibrationMonitor(keras.callbacks.Callback):
         self.reliability_freq = reliability_freq
         self.trajectory = None
         self._evaluator = None
+        self._evaluation_dataset = None
 
     def on_train_begin(self, logs=None):
         # Everything that can be wrong is found here, before the first step.
@@ -144,6 +146,10 @@ class CalibrationMonitor(keras.callbacks.Callback):
         self._evaluator = _Evaluator(self.model)
         # Weighted, so that `(x, y, sample_weight)` weighs the predictions.
         self._evaluator.compile(weighted_metrics=list(self._metrics.values()))
+        # Built once per fit rather than by every epoch's evaluate().
+        self._evaluation_dataset = backend.reusable_evaluation_data(
+            *self._unpacked_validation_data(), batch_size=self.batch_size
+        )
         self.trajectory = {"epoch": [], "accuracy": [], "confidence": []}
         if self.plot_dir is not None:
             os.makedirs(self.plot_dir, exist_ok=True)
@@ -161,14 +167,17 @@ class CalibrationMonitor(keras.callbacks.Callback):
                 "training has begun."
             )
         inputs, labels, sample_weight = self._unpacked_validation_data()
-        self._evaluator.evaluate(
-            inputs,
-            labels,
-            sample_weight=sample_weight,
-            batch_size=self.batch_size,
-            steps=self.steps,
-            verbose=0,
-        )
+        if self._evaluation_dataset is not None:
+            self._evaluator.evaluate(self._evaluation_dataset, steps=self.steps, verbose=0)
+        else:
+            self._evaluator.evaluate(
+                inputs,
+                labels,
+                sample_weight=sample_weight,
+                batch_size=self.batch_size,
+                steps=self.steps,
+                verbose=0,
+            )
         results = {
             name: float(keras.ops.convert_to_numpy(metric.result()))
             for name, metric in self._metrics.items()
