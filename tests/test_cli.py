@@ -100,6 +100,9 @@ def test_reproduce_all_quick_writes_every_figure_and_section_then_resumes(
     assert (f"Command: `KERAS_BACKEND={keras.backend.backend()} keras-noisewarm reproduce "
             "all --quick") in results
     assert "| ECE (15 bins) |" in results
+    # Every figure's verdict on the paper's claim is gathered on top.
+    claims = results.split("## The paper's claims at a glance")[1].split("## Fig. 1 ")[0]
+    assert sum(line.startswith("- **Fig. ") for line in claims.splitlines()) == 5
     # The grid of Fig. 1 and 2 and the main comparison of Figs. 2, 4, 5 ran once.
     folders = sorted(path.name for path in (tmp_path / "runs").iterdir())
     assert sum(name.startswith("cifar10-mlp") for name in folders) == 4 + 1

@@ -82,5 +82,17 @@ def write_results(context):
         "",
     ]
     path = output / RESULTS_FILENAME
-    path.write_text("\n".join(header) + "\n" + "\n".join(found))
+    path.write_text("\n".join(header + _claims(found)) + "\n" + "\n".join(found))
     return path
+
+
+def _claims(sections):
+    """Each section's verdict lines ("Paper's claim ..."), gathered on top."""
+    lines = []
+    for section in sections:
+        title = section.splitlines()[0].lstrip("# ").strip()
+        verdicts = [line for line in section.splitlines() if line.startswith("Paper's claim")]
+        lines += [f"- **{title}**: {verdict}" for verdict in verdicts]
+    if not lines:
+        return []
+    return ["## The paper's claims at a glance", ""] + lines + [""]
