@@ -1,12 +1,14 @@
 """`keras-noisewarm compare` and `reproduce` end to end on tiny data."""
 
 import json
+import subprocess
 
 import keras
 import pytest
 from datafiles import write_tiny_datasets
 
 from keras_noisewarm import cli
+from keras_noisewarm.experiments import backends
 from keras_noisewarm.experiments import paper
 from keras_noisewarm.experiments import runs
 from keras_noisewarm.experiments import toy
@@ -115,3 +117,30 @@ def test_reproduce_all_quick_writes_every_figure_and_section_then_resumes(
     assert cli.main(["reproduce", "fig2", "--quick", "--quiet", "--output", str(tmp_path),
                      "--data-dir", data_dir]) == 0
     assert "## Fig. 2 " in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_reproduce_backends_runs_one_compare_per_backend_and_tables_them(
+    tmp_path, data_dir, tiny_quick_mode, monkeypatch
+):
+    # Each backend's compare is a process of its own; here only the current
+    # backend's, run in this process with the tiny quick sizes.
+    backend = keras.backend.backend()
+    monkeypatch.setattr(backends, "BACKENDS", (backend,))
+    commands = []
+
+    def run_in_process(command, stdout=None):
+        commands.append(command)
+        assert command[1:3] == ["-m", "keras_noisewarm"]
+        return subprocess.CompletedProcess(command, cli.main(command[3:]))
+
+    monkeypatch.setattr(backends.subprocess, "run", run_in_process)
+    arguments = ["reproduce", "backends", "--quick", "--quiet", "--output", str(tmp_path),
+                 "--data-dir", data_dir]
+    assert cli.main(arguments) == 0
+
+    (command,) = commands
+    assert command[3:6] == ["compare", "--backend", backend]
+    section = (tmp_path / "sections" / "backends.md").read_text()
+    assert f"| {backend} | ECE |" in section
+    assert "backend by backend: it holds on" in section
+    assert (tmp_path / "backends" / backend / "report.md").is_file()
