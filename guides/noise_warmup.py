@@ -85,8 +85,13 @@ its predictions fall on a few classes.
 
 ## Warm-up: one line before `fit`
 
-`warmup` trains the model on the noise stream through `model.fit`, so you get
-Keras's progress bar and callbacks, on any backend. It reads the input shape
+`warmup` trains the model on noise through `model.fit`, so you get Keras's
+progress bar and callbacks, on any backend. The noise comes either from a
+`tf.data` stream generated on the host (`noise_source="stream"`, the same bits
+on every backend) or is drawn inside the train step by the backend's own
+generator (`noise_source="device"`, no host work and no copy); the default
+`"auto"` draws on the device under PyTorch and on a GPU or TPU, where that is
+faster. It reads the input shape
 from the model, detects whether the model outputs logits or probabilities, and
 leaves your compiled loss, metrics and optimizer exactly as they were.
 
