@@ -202,11 +202,11 @@ def run(config):
             else f"  [{'meets' if ratio < target else 'MISSES'} the target of < {target:.2f}x]"
         )
         print(f"ratio (epoch time, {variant.name} / plain): {ratio:.3f}x{verdict}")
-    monitor = next(variant for variant in variants if variant.name == "monitor")
+    by_name = {variant.name: variant for variant in variants}
     print(f"ratio (epoch time, monitor / Keras validation): "
-          f"{monitor.median() / variants[-1].median():.3f}x")
-    warmup = next(variant for variant in variants if variant.name == "warm-up callback")
-    print(f"warm-up callback itself: {statistics.median(warmup.warmup_seconds):.2f} s for "
+          f"{by_name['monitor'].median() / by_name['Keras validation'].median():.3f}x")
+    warmup_seconds = by_name["warm-up callback"].warmup_seconds
+    print(f"warm-up callback itself: {statistics.median(warmup_seconds):.2f} s for "
           f"{config.warmup_steps} steps, once per fit, before the first epoch")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import keras_noisewarm
 from keras_noisewarm.experiments import models
 from keras_noisewarm.experiments import plots
+from keras_noisewarm.experiments import runs
 from keras_noisewarm.experiments import statistics
 
 FIGURE = "fig3_toy_confidence.png"
@@ -75,7 +76,7 @@ def summarize_seed(logits):
     radius = np.linalg.norm(grid_points(), axis=1)
     summary = {}
     for name, values in logits.items():
-        confidence = _confidence(values)
+        confidence = runs.confidences(values)
         share_of_class_0 = float(np.mean(np.argmax(values, axis=1) == 0))
         summary[name] = {
             "mean_confidence": float(confidence.mean()),
@@ -111,12 +112,6 @@ def reproduce(context):
     (folder / "summary.json").write_text(json.dumps(dict(zip(map(str, seeds), summaries)), indent=1))
     _draw(context, logits, summaries)
     return _section(context, seeds, steps, summaries)
-
-
-def _confidence(logits):
-    logits = logits - logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return probabilities.max(axis=1)
 
 
 def _values(summaries, condition, name):
@@ -176,10 +171,12 @@ def _draw(context, logits, summaries):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 4, figsize=(20, 9), layout="constrained")
-    first = logits[0]
+    # {condition: one confidence array per seed}
+    confidences = {name: [runs.confidences(seed_logits[name]) for seed_logits in logits]
+                   for name in CONDITIONS}
     for ax, name in zip(axes[0, :3], CONDITIONS):
         image = ax.imshow(
-            _confidence(first[name]).reshape(GRID_POINTS, GRID_POINTS), origin="lower",
+            confidences[name][0].reshape(GRID_POINTS, GRID_POINTS), origin="lower",
             extent=(-LIMIT, LIMIT, -LIMIT, LIMIT), vmin=0.5, vmax=1.0, cmap="viridis",
         )
         ax.set(title=f"{CONDITIONS[name][0]}, first seed", xlabel="$x_1$", ylabel="$x_2$")
@@ -208,14 +205,13 @@ def _draw(context, logits, summaries):
         pooled = np.concatenate([seed_logits[name] for seed_logits in logits])
         logit_ax.hist(pooled.ravel(), bins=80, density=True, histtype="step",
                       color=COLORS[name], label=title, linewidth=1.5)
-        confidence = np.concatenate([_confidence(seed_logits[name]) for seed_logits in logits])
-        confidence_ax.hist(confidence, bins=np.linspace(0.5, 1, 41), density=True,
+        confidence_ax.hist(np.concatenate(confidences[name]), bins=np.linspace(0.5, 1, 41), density=True,
                            histtype="step", color=COLORS[name], label=title, linewidth=1.5)
         bias = _values(summaries, name, "class_bias")
         bias_ax.scatter(np.full(len(bias), list(CONDITIONS).index(name)), bias,
                         color=COLORS[name], s=20)
-        profile = [[_confidence(seed_logits[name])[ring == r].mean() for r in rings]
-                   for seed_logits in logits]
+        profile = [[confidence[ring == r].mean() for r in rings]
+                   for confidence in confidences[name]]
         plots.median_band(radial_ax, radial_bins[rings], profile, title, COLORS[name])
     logit_ax.set(xlabel="logit", ylabel="density", title="Logits over the square (all seeds)")
     logit_ax.set_yscale("log")
