@@ -1,10 +1,12 @@
-"""The per-backend code: input gradients against NumPy, evaluation datasets."""
+"""The per-backend code: input gradients against NumPy, evaluation datasets,
+top labels against NumPy's argmax."""
 
 import keras
 import numpy as np
 import pytest
 
 from keras_noisewarm import backend
+from keras_noisewarm.backend import reductions
 
 
 def test_input_gradient_of_a_weighted_square_is_twice_weight_times_input():
@@ -97,3 +99,55 @@ def test_evaluation_data_other_than_numpy_arrays_is_left_to_evaluate():
     inputs = np.zeros((4, 3), "float32")
     assert backend.reusable_evaluation_data([inputs, inputs], np.zeros(4), None, 2) is None
     assert backend.reusable_evaluation_data(inputs, None, None, 2) is None
+
+
+def tied_probabilities(seed, num_rows, num_classes):
+    """Rows with ties at the maximum, uniform rows, zeros, and near-ties."""
+    rng = np.random.default_rng(seed)
+    # Small integers tie often, at the maximum as elsewhere.
+    probabilities = rng.integers(0, 3, size=(num_rows, num_classes)).astype("float32")
+    probabilities[0] = 1.0
+    probabilities[1] = 0.0
+    probabilities[1, -1] = 1.0
+    probabilities[2] = 0.0
+    probabilities[2, [0, -1]] = 1.0
+    probabilities[3:6] = 0.0
+    probabilities[3:6, 1] = 1.0
+    probabilities[probabilities.sum(axis=-1) == 0] = 1.0  # probabilities sum to one
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    # A runner-up one float32 step below the maximum, before and after it.
+    maximum = probabilities[6].max()
+    probabilities[6, 0] = np.nextafter(maximum, np.float32(0.0))
+    probabilities[7, :] = 0.25 / num_classes
+    probabilities[7, -1] = 0.5
+    probabilities[7, 0] = np.nextafter(np.float32(0.5), np.float32(0.0))
+    return probabilities
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 10, 31, 32, 100, 1000])
+def test_top_label_is_the_maximum_and_the_first_index_of_it_like_numpy_argmax(num_classes):
+    probabilities = tied_probabilities(seed=num_classes, num_rows=500, num_classes=num_classes)
+    assert np.any((probabilities == probabilities.max(axis=-1, keepdims=True)).sum(axis=-1) > 1)
+    confidences, predicted = backend.top_label(keras.ops.convert_to_tensor(probabilities))
+    predicted = keras.ops.convert_to_numpy(predicted)
+    assert predicted.dtype == np.int32
+    np.testing.assert_array_equal(predicted, probabilities.argmax(axis=-1))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(confidences), probabilities.max(axis=-1))
+
+
+@pytest.mark.parametrize("num_classes", [2, 32, 1000])
+def test_arithmetic_first_maximum_index_equals_argmax_without_comparisons(num_classes):
+    # The comparison-free index that the JAX backend uses from 32 classes
+    # on, checked in NumPy on every backend, near-ties at one float32 step
+    # included.
+    probabilities = tied_probabilities(seed=7, num_rows=500, num_classes=num_classes)
+    rng = np.random.default_rng(8)
+    steps = rng.integers(1, 3, size=(100, 1)).astype("float32")
+    maxima = rng.uniform(1.0 / num_classes, 1.0, size=(100, 1)).astype("float32")
+    near_ties = np.nextafter(maxima, np.float32(0.0)) * np.ones((1, num_classes), "float32")
+    near_ties[:, -1:] = maxima  # the maximum is last; every other entry is a step below
+    near_ties[:50] = np.where(steps[:50] > 1, near_ties[:50], maxima[:50])  # some exact ties too
+    for rows in (probabilities, near_ties):
+        maximum = rows.max(axis=-1, keepdims=True)
+        index = reductions._first_maximum_index(np, rows, maximum)
+        np.testing.assert_array_equal(index, rows.argmax(axis=-1))

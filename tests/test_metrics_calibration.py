@@ -506,6 +506,38 @@ def test_metrics_in_a_compiled_evaluate_equal_eager(jit_compile):
         assert compiled[metric.name] == pytest.approx(eager, abs=1e-6), metric.name
 
 
+@pytest.mark.parametrize("num_classes", [10, 100])
+def test_ties_at_the_maximum_count_the_first_class_eagerly_and_compiled(num_classes):
+    # Uniform rows and rows whose maximum is shared: the predicted class is
+    # the first of the tied ones (as argmax), so a uniform prediction is
+    # correct only for label 0. 100 classes take the JAX backend's
+    # comparison-free path, 10 its argmax.
+    rng = np.random.default_rng(num_classes)
+    probabilities = rng.integers(1, 4, size=(240, num_classes)).astype("float32")
+    probabilities[:40] = 1.0
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    labels = rng.integers(0, num_classes, size=240)
+    labels[:20] = 0
+    labels[20:40] = num_classes - 1
+    weights = np.ones(240)
+    expected = reference_ece(probabilities, labels, weights, 15)
+    assert expected != pytest.approx(reference_ece_with_ties_counted_right(probabilities, labels))
+    eager = result_of(ExpectedCalibrationError(), labels, probabilities)
+    model = prediction_model(num_classes)
+    model.compile(loss=zero_loss, metrics=[ExpectedCalibrationError()])
+    compiled = model.evaluate(probabilities, labels, batch_size=80, verbose=0, return_dict=True)
+    assert eager == pytest.approx(expected, abs=1e-6)
+    assert compiled["ece"] == pytest.approx(expected, abs=1e-6)
+
+
+def reference_ece_with_ties_counted_right(probabilities, labels):
+    """The ECE if any class sharing the maximum counted as correct: wrong."""
+    confidences = probabilities.max(axis=-1)
+    correct = (probabilities[np.arange(len(labels)), labels] == confidences).astype("float64")
+    members = reference_bin_members(confidences, 15)
+    return reference_error(confidences, correct, np.ones(len(labels)), members)
+
+
 def test_invalid_labels_in_a_compiled_step_raise_or_give_nan():
     probabilities, labels, _ = random_predictions(seed=11, num_examples=240, num_classes=10)
     labels[5] = 10

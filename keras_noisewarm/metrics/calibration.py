@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_noisewarm.backend.reductions import top_label
 from keras_noisewarm.metrics import _predictions
 
 NORMS = ("l1", "l2", "max")
@@ -246,8 +247,7 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
             confidences = probabilities[:, 1]
             correct = ops.equal(labels, 1)
         else:
-            confidences = ops.max(probabilities, axis=-1)
-            predicted = ops.cast(ops.argmax(probabilities, axis=-1), "int32")
+            confidences, predicted = top_label(probabilities)
             correct = ops.equal(predicted, labels)
         # Invalid rows weigh 0, but a NaN confidence would still poison the
         # sums (0 * NaN is NaN).
