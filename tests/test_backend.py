@@ -151,3 +151,16 @@ def test_arithmetic_first_maximum_index_equals_argmax_without_comparisons(num_cl
         maximum = rows.max(axis=-1, keepdims=True)
         index = reductions._first_maximum_index(np, rows, maximum)
         np.testing.assert_array_equal(index, rows.argmax(axis=-1))
+
+
+def test_bin_sums_add_each_row_to_its_bin_like_numpy():
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(1000, 3)).astype("float32")
+    bins = rng.integers(0, 15, size=1000).astype("int32")
+    bins[bins == 4] = 5  # an empty bin
+    sums = backend.bin_sums(keras.ops.convert_to_tensor(values), keras.ops.convert_to_tensor(bins), 15)
+    expected = np.stack([np.bincount(bins, weights=column, minlength=15) for column in values.T], axis=-1)
+    sums = keras.ops.convert_to_numpy(sums)
+    assert sums.dtype == np.float32 and sums.shape == (15, 3)
+    np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(sums[4], 0.0)

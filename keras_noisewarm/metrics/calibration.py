@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_noisewarm.backend.reductions import bin_sums
 from keras_noisewarm.backend.reductions import top_label
 from keras_noisewarm.metrics import _predictions
 
@@ -171,7 +172,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             [weights, weights * confidences, weights * correct], axis=-1
         )
         num_cells = int(np.prod(self.bin_counts.shape))
-        totals = ops.segment_sum(entries, bins, num_segments=num_cells)
+        totals = bin_sums(entries, bins, num_cells)
         totals = ops.cast(totals, self.dtype)
         shape = self.bin_counts.shape
         self.bin_counts.assign_add(ops.reshape(totals[:, 0], shape))
