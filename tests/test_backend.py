@@ -158,7 +158,8 @@ def test_bin_sums_add_each_row_to_its_bin_like_numpy():
     values = rng.normal(size=(1000, 3)).astype("float32")
     bins = rng.integers(0, 15, size=1000).astype("int32")
     bins[bins == 4] = 5  # an empty bin
-    sums = backend.bin_sums(keras.ops.convert_to_tensor(values), keras.ops.convert_to_tensor(bins), 15)
+    columns = [keras.ops.convert_to_tensor(column) for column in values.T]
+    sums = backend.bin_sums(columns, keras.ops.convert_to_tensor(bins), 15)
     expected = np.stack([np.bincount(bins, weights=column, minlength=15) for column in values.T], axis=-1)
     sums = keras.ops.convert_to_numpy(sums)
     assert sums.dtype == np.float32 and sums.shape == (15, 3)

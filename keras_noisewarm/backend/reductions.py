@@ -123,21 +123,22 @@ def _first_maximum_index(numpy_like, probabilities, maximum):
     return num_classes - numpy_like.max(is_maximum * countdown, axis=-1)
 
 
-def bin_sums(values, bins, num_bins):
-    """Sums of the rows of `values` that fall in each bin.
+def bin_sums(columns, bins, num_bins):
+    """Sums of each column's entries that fall in each bin.
 
     Args:
-        values: Float tensor of shape `(rows, columns)`.
+        columns: List of float tensors of shape `(rows,)`, of one dtype.
         bins: Int tensor of shape `(rows,)` with values in `[0, num_bins)`.
         num_bins: Number of bins.
 
     Returns:
-        Tensor of shape `(num_bins, columns)` and the dtype of `values`.
+        Tensor of shape `(num_bins, len(columns))` and the columns' dtype.
 
     Example:
 
     >>> sums = bin_sums(
-    ...     keras.ops.convert_to_tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+    ...     [keras.ops.convert_to_tensor([1.0, 3.0, 5.0]),
+    ...      keras.ops.convert_to_tensor([2.0, 4.0, 6.0])],
     ...     keras.ops.convert_to_tensor([0, 2, 0]),
     ...     num_bins=3,
     ... )
@@ -145,15 +146,14 @@ def bin_sums(values, bins, num_bins):
     [[6.0, 8.0], [0.0, 0.0], [3.0, 4.0]]
     """
     if keras.backend.backend() == "torch":
-        return _torch_bin_sums(values, bins, num_bins)
-    return ops.segment_sum(values, bins, num_segments=num_bins)
+        return _torch_bin_sums(columns, bins, num_bins)
+    return ops.segment_sum(ops.stack(columns, axis=-1), bins, num_segments=num_bins)
 
 
-def _torch_bin_sums(values, bins, num_bins):
+def _torch_bin_sums(columns, bins, num_bins):
     import torch
 
-    columns = [
-        torch.bincount(bins, weights=values[:, column], minlength=num_bins)
-        for column in range(values.shape[-1])
+    sums = [
+        torch.bincount(bins, weights=column, minlength=num_bins) for column in columns
     ]
-    return torch.stack(columns, dim=-1).to(values.dtype)
+    return torch.stack(sums, dim=-1).to(columns[0].dtype)

@@ -168,18 +168,22 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             sparse_y_true=self.sparse_y_true,
         )
         bins, confidences, correct, weights = self._histogram_entries(batch)
-        entries = ops.stack(
-            [weights, weights * confidences, weights * correct], axis=-1
-        )
         num_cells = int(np.prod(self.bin_counts.shape))
-        totals = bin_sums(entries, bins, num_cells)
+        totals = bin_sums(
+            [weights, weights * confidences, weights * correct], bins, num_cells
+        )
         totals = ops.cast(totals, self.dtype)
-        shape = self.bin_counts.shape
-        self.bin_counts.assign_add(ops.reshape(totals[:, 0], shape))
-        self.bin_confidence_sums.assign_add(ops.reshape(totals[:, 1], shape))
-        self.bin_correct_sums.assign_add(ops.reshape(totals[:, 2], shape))
-        num_invalid = ops.sum(ops.cast(ops.logical_not(batch.valid), self.dtype))
-        self.num_invalid.assign_add(num_invalid)
+        for column, variable in enumerate(
+            (self.bin_counts, self.bin_confidence_sums, self.bin_correct_sums)
+        ):
+            total = totals[:, column]
+            if len(variable.shape) > 1:
+                total = ops.reshape(total, variable.shape)
+            variable.assign_add(total)
+        if not _predictions.values_are_concrete(batch.valid):
+            # Eagerly, prepare_batch has raised on any invalid row.
+            num_invalid = ops.sum(ops.cast(ops.logical_not(batch.valid), self.dtype))
+            self.num_invalid.assign_add(num_invalid)
 
     def result(self):
         error = self._error(
