@@ -6,6 +6,8 @@ repeats):
 
 - plain: `compile(loss=...)` and `fit`;
 - ECE metric: `ExpectedCalibrationError` compiled in as a metric;
+- Keras accuracy: Keras's own `SparseCategoricalAccuracy` compiled in, for
+  scale: what the cheapest built-in metric costs per step on this backend;
 - monitor: `CalibrationMonitor(validation_data)` at its default settings;
 - monitor + OOD: the same with `ood_data` as large as the held-out set
   (adds two inference passes: the OOD inputs and the held-out inputs' scores);
@@ -96,7 +98,7 @@ class Variant:
     """One way of fitting: its own model (same initial weights as the
     others), compiled once, fitted again on every repeat."""
 
-    def __init__(self, name, initial_weights, config, ece=False, monitor=False,
+    def __init__(self, name, initial_weights, config, metric=None, monitor=False,
                  ood=False, warmup=False, keras_validation=False):
         self.name = name
         self.config = config
@@ -105,7 +107,7 @@ class Variant:
         self.model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[metrics.ExpectedCalibrationError(from_logits=True)] if ece else None,
+            metrics=[metric] if metric is not None else None,
         )
         self.monitor = monitor
         self.ood = ood
@@ -171,7 +173,10 @@ def run(config):
     initial_weights = mlp(config.input_shape).get_weights()
     variants = [
         Variant("plain", initial_weights, config),
-        Variant("ECE metric", initial_weights, config, ece=True),
+        Variant("ECE metric", initial_weights, config,
+                metric=metrics.ExpectedCalibrationError(from_logits=True)),
+        Variant("Keras accuracy", initial_weights, config,
+                metric=keras.metrics.SparseCategoricalAccuracy()),
         Variant("monitor", initial_weights, config, monitor=True),
         Variant("monitor + OOD", initial_weights, config, monitor=True, ood=True),
         Variant("warm-up callback", initial_weights, config, warmup=True),
@@ -205,6 +210,8 @@ def run(config):
     by_name = {variant.name: variant for variant in variants}
     print(f"ratio (epoch time, monitor / Keras validation): "
           f"{by_name['monitor'].median() / by_name['Keras validation'].median():.3f}x")
+    print(f"ratio (epoch time, ECE metric / Keras accuracy): "
+          f"{by_name['ECE metric'].median() / by_name['Keras accuracy'].median():.3f}x")
     warmup_seconds = by_name["warm-up callback"].warmup_seconds
     print(f"warm-up callback itself: {statistics.median(warmup_seconds):.2f} s for "
           f"{config.warmup_steps} steps, once per fit, before the first epoch")
