@@ -76,21 +76,19 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
 
     outputs = flatten(y_pred, num_columns)
     if sparse_y_true:
-        labels = ops.cast(flatten(y_true), "float32")
+        labels = flatten(y_true)
     else:
-        labels = ops.cast(
-            ops.argmax(flatten(y_true, num_columns), axis=-1),
-            "float32",
-        )
+        labels = ops.argmax(flatten(y_true, num_columns), axis=-1)
     weights = _flat_weights(sample_weight, y_pred)
 
     num_classes = max(num_columns, 2)
     label_is_valid = ops.logical_and(
-        ops.equal(labels, ops.floor(labels)),
-        ops.logical_and(
-            ops.greater_equal(labels, 0.0), ops.less(labels, num_classes)
-        ),
+        ops.greater_equal(labels, 0), ops.less(labels, num_classes)
     )
+    if "int" not in keras.backend.standardize_dtype(labels.dtype):
+        label_is_valid = ops.logical_and(
+            label_is_valid, ops.equal(labels, ops.floor(labels))
+        )
     if from_logits:
         # A -inf logit would give a probability of 0, but we treat any
         # non-finite value as a broken prediction, as for probabilities.
@@ -124,7 +122,7 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
             from_logits=from_logits,
             num_classes=num_classes,
         )
-    labels = ops.cast(ops.where(label_is_valid, labels, 0.0), "int32")
+    labels = ops.cast(ops.where(label_is_valid, labels, 0), "int32")
     weights = ops.where(valid, weights, 0.0)
     return Batch(outputs, probabilities, labels, weights, valid)
 
@@ -256,9 +254,9 @@ def _check_label_shape(label_shape, prediction_shape, sparse_y_true, num_columns
 
 def _flat_weights(sample_weight, y_pred):
     """Weights of shape `(rows,)`: one per prediction, 1 when not given."""
-    batch_zeros = ops.zeros_like(y_pred[..., 0])
     if sample_weight is None:
-        return flatten(batch_zeros + 1.0)
+        return flatten(ops.ones_like(y_pred[..., 0]))
+    batch_zeros = ops.zeros_like(y_pred[..., 0])
     sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
     batch_shape = tuple(batch_zeros.shape)
     weight_shape = tuple(sample_weight.shape)
