@@ -98,7 +98,19 @@ def test_evaluation_dataset_is_built_under_tensorflow_only_and_keeps_every_row()
 def test_evaluation_data_other_than_numpy_arrays_is_left_to_evaluate():
     inputs = np.zeros((4, 3), "float32")
     assert backend.reusable_evaluation_data([inputs, inputs], np.zeros(4), None, 2) is None
-    assert backend.reusable_evaluation_data(inputs, None, None, 2) is None
+
+
+def test_prediction_dataset_without_labels_holds_the_inputs_alone():
+    inputs = np.arange(10 * 3, dtype="float32").reshape(10, 3)
+
+    dataset = backend.reusable_evaluation_data(inputs, None, None, batch_size=4)
+
+    if keras.backend.backend() != "tensorflow":
+        assert dataset is None
+        return
+    batches = list(dataset.as_numpy_iterator())
+    assert [batch.shape for batch in batches] == [(4, 3), (4, 3), (2, 3)]
+    np.testing.assert_array_equal(np.concatenate(batches), inputs)
 
 
 def tied_probabilities(seed, num_rows, num_classes):

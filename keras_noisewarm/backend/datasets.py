@@ -18,21 +18,23 @@ def reusable_evaluation_data(inputs, labels, sample_weight, batch_size):
 
     Args:
         inputs: Model inputs.
-        labels: Labels, or `None`.
+        labels: Labels, or `None` for inputs to `predict` on.
         sample_weight: Per-example weights, or `None`.
         batch_size: Batch size of the returned dataset.
 
     Returns:
-        Under TensorFlow, when `inputs`, `labels` and `sample_weight` (if
+        Under TensorFlow, when `inputs`, `labels` and `sample_weight` (those
         given) are NumPy arrays: a batched `tf.data.Dataset` of
-        `(inputs, labels[, sample_weight])`, kept in memory. Otherwise
-        `None`: pass the data to `evaluate` as it is.
+        `(inputs, labels[, sample_weight])`, or of `inputs` alone without
+        labels, kept in memory. `predict` reads only the inputs of either.
+        Otherwise `None`: pass the data to `evaluate` or `predict` as it is.
     """
     if keras.backend.backend() != "tensorflow":
         return None
-    parts = (inputs, labels) if sample_weight is None else (inputs, labels, sample_weight)
+    parts = tuple(part for part in (inputs, labels, sample_weight) if part is not None)
     if not all(isinstance(part, np.ndarray) for part in parts):
         return None
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size).cache()
+    elements = parts if len(parts) > 1 else inputs
+    return tf.data.Dataset.from_tensor_slices(elements).batch(batch_size).cache()

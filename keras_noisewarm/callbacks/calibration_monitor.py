@@ -119,6 +119,7 @@ class CalibrationMonitor(keras.callbacks.Callback):
         self.trajectory = None
         self._evaluator = None
         self._evaluation_dataset = None
+        self._ood_dataset = None
 
     def on_train_begin(self, logs=None):
         # Everything that can be wrong is found here, before the first step.
@@ -146,10 +147,16 @@ class CalibrationMonitor(keras.callbacks.Callback):
         self._evaluator = _Evaluator(self.model)
         # Weighted, so that `(x, y, sample_weight)` weighs the predictions.
         self._evaluator.compile(weighted_metrics=list(self._metrics.values()))
-        # Built once per fit rather than by every epoch's evaluate().
+        # Built once per fit rather than by every epoch's evaluate() and
+        # predict().
         self._evaluation_dataset = backend.reusable_evaluation_data(
             *self._unpacked_validation_data(), batch_size=self.batch_size
         )
+        self._ood_dataset = None
+        if self.ood_data is not None:
+            self._ood_dataset = backend.reusable_evaluation_data(
+                self.ood_data, None, None, batch_size=self.batch_size
+            )
         self.trajectory = {"epoch": [], "accuracy": [], "confidence": []}
         if self.plot_dir is not None:
             os.makedirs(self.plot_dir, exist_ok=True)
@@ -188,8 +195,8 @@ class CalibrationMonitor(keras.callbacks.Callback):
         results["accuracy"] = _total(self._ece.bin_correct_sums) / count
         results["confidence"] = _total(self._ece.bin_confidence_sums) / count
         if self.ood_data is not None:
-            id_scores = self._confidences(inputs)
-            ood_scores_ = self._confidences(self.ood_data)
+            id_scores = self._confidences(inputs, self._evaluation_dataset)
+            ood_scores_ = self._confidences(self.ood_data, self._ood_dataset)
             results["ood_confidence"] = float(np.mean(ood_scores_))
             results["ood_auroc"] = ood_metrics.auroc(id_scores, ood_scores_)
         return results
@@ -240,11 +247,17 @@ class CalibrationMonitor(keras.callbacks.Callback):
             return keras.utils.unpack_x_y_sample_weight(tuple(self.validation_data))
         return self.validation_data, None, None
 
-    def _confidences(self, data):
-        """Maximum softmax probability of each prediction, as NumPy."""
-        outputs = self._evaluator.predict(
-            data, batch_size=self.batch_size, steps=self.steps, verbose=0
-        )
+    def _confidences(self, data, dataset=None):
+        """Maximum softmax probability of each prediction, as NumPy.
+
+        `dataset`, if not `None`, holds the same inputs as `data`, batched.
+        """
+        if dataset is not None:
+            outputs = self._evaluator.predict(dataset, steps=self.steps, verbose=0)
+        else:
+            outputs = self._evaluator.predict(
+                data, batch_size=self.batch_size, steps=self.steps, verbose=0
+            )
         outputs = np.asarray(outputs, dtype="float32")
         outputs = outputs.reshape(-1, outputs.shape[-1])
         if outputs.shape[-1] == 1:

@@ -335,9 +335,12 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
     """Expected calibration error (ECE) of a classifier's top label.
 
     The confidence of a prediction is the probability of its predicted class,
-    and it is correct when that class is the label. Predictions are grouped
-    into `num_bins` equal-width confidence bins; in each bin `b` the accuracy
-    `acc_b` is compared with the mean confidence `conf_b` (Guo et al., 2017):
+    and it is correct when that class is the label. Where several classes
+    share the largest probability, the predicted class is the first of them,
+    as `argmax` and Keras's accuracy metrics choose: a uniform prediction is
+    correct only for class 0. Predictions are grouped into `num_bins`
+    equal-width confidence bins; in each bin `b` the accuracy `acc_b` is
+    compared with the mean confidence `conf_b` (Guo et al., 2017):
 
     ```python
     ece = sum_b (n_b / N) * |acc_b - conf_b|          # norm="l1"
