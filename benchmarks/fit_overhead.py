@@ -20,7 +20,9 @@ up to 40%.
 - Keras validation: `fit(validation_data=...)` on the same held-out data,
   for scale: what Keras's own per-epoch validation pass costs.
 
-Targets: the metric adds < 3% to an epoch, the monitor < 10%. The monitor's
+Targets: the metric adds < 3% to an epoch, the monitor < 10%. Epoch
+ratios move by about 4% between runs, so the metric's cost per step is also
+timed on its own (`metric_step_cost`) and compared with the plain step. The monitor's
 cost is a forward pass over the held-out data each epoch, so it grows with
 the size of the held-out set relative to the training set (here 1 : 5, as
 CIFAR-10's test set to its training set).
@@ -218,6 +220,64 @@ def run(config):
     warmup_seconds = by_name["warm-up callback"].warmup_seconds
     print(f"warm-up callback itself: {statistics.median(warmup_seconds):.2f} s for "
           f"{config.warmup_steps} steps, once per fit, before the first epoch")
+    return plain * 1e3 / steps
+
+
+def compiled_like_fit(function):
+    """`function` run the way this backend's trainer runs a train step."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    return function  # torch: the trainer runs its step eagerly
+
+
+def metric_step_cost(batch_size, calls=300, repeats=5):
+    """Milliseconds that the ECE's `update_state` + `result` add to a step.
+
+    Epoch ratios cannot resolve a few percent on this machine (a variant's
+    median moves by about 4% between runs), so the metric is also timed on
+    its own: a batch of logits through a compiled (TensorFlow, JAX) or eager
+    (torch) function with and without the metric, best of `repeats`.
+    """
+    rng = np.random.default_rng(0)
+    logits = keras.ops.convert_to_tensor(
+        rng.normal(size=(batch_size, NUM_CLASSES)).astype("float32"))
+    labels = keras.ops.convert_to_tensor(
+        rng.integers(0, NUM_CLASSES, batch_size).astype("int32"))
+    metric = metrics.ExpectedCalibrationError(from_logits=True)
+
+    def without_metric(variables):
+        return variables, keras.ops.sum(keras.ops.softmax(logits))
+
+    def with_metric(variables):
+        variables = metric.stateless_update_state(variables, labels, logits)
+        return variables, metric.stateless_result(variables)
+
+    if keras.backend.backend() == "torch":
+        def with_metric(variables):  # noqa: F811 - as the torch trainer does
+            metric.update_state(labels, logits)
+            return variables, metric.result()
+
+    best = {}
+    for name, function in (("without", without_metric), ("with", with_metric)):
+        step = compiled_like_fit(function)
+        variables = [variable.value for variable in metric.variables]
+        variables, value = step(variables)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(calls):
+                variables, value = step(variables)
+            keras.ops.convert_to_numpy(value)
+            times.append((time.perf_counter() - start) / calls)
+        best[name] = min(times)
+    return (best["with"] - best["without"]) * 1e3
 
 
 def main():
@@ -226,10 +286,17 @@ def main():
     args = parser.parse_args()
     print_machine()
     if args.quick:
-        run(Config((8, 8, 3), 512, 128, batch_size=64, epochs=1, repeats=1, warmup_steps=5))
+        config = Config((8, 8, 3), 512, 128, batch_size=64, epochs=1, repeats=1,
+                        warmup_steps=5)
     else:
-        run(Config((32, 32, 3), 10_000, 2_000, batch_size=128, epochs=1, repeats=10,
-                   warmup_steps=200))
+        config = Config((32, 32, 3), 10_000, 2_000, batch_size=128, epochs=1,
+                        repeats=10, warmup_steps=200)
+    plain_step_ms = run(config)
+    cost = metric_step_cost(config.batch_size, calls=20 if args.quick else 300)
+    print(f"ECE update + result on its own: {cost:.3f} ms per step of "
+          f"{config.batch_size}, {plain_step_ms:.2f} ms per plain step")
+    print(f"ratio (step time, ECE metric on its own / plain step): "
+          f"{1 + cost / plain_step_ms:.3f}x")
 
 
 if __name__ == "__main__":
