@@ -68,7 +68,10 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
         ValueError: If the shapes do not fit together, or, when values are
             concrete, if any row is invalid (see `raise_for_invalid_rows`).
     """
-    y_pred = ops.convert_to_tensor(y_pred)
+    # A metric never differentiates: under torch, whose trainer updates
+    # metrics with autograd on, every op on y_pred would otherwise record a
+    # backward node.
+    y_pred = ops.stop_gradient(ops.convert_to_tensor(y_pred))
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.convert_to_tensor(y_true)
     num_columns = _check_prediction_shape(y_pred.shape)
