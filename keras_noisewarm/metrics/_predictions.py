@@ -130,6 +130,17 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
     return Batch(outputs, probabilities, labels, weights, valid)
 
 
+def count_invalid_rows(variable, valid):
+    """Adds the number of rows of a batch that `valid` rejects to `variable`.
+
+    Only traced steps can meet such rows: eagerly, `prepare_batch` has
+    already raised on them, so nothing is counted (nor computed).
+    """
+    if values_are_concrete(valid):
+        return
+    variable.assign_add(ops.sum(ops.cast(ops.logical_not(valid), variable.dtype)))
+
+
 def flatten(tensor, num_columns=None):
     """`tensor` as rows: shape `(rows,)`, or `(rows, num_columns)` if given.
 

@@ -180,10 +180,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             if len(variable.shape) > 1:
                 total = ops.reshape(total, variable.shape)
             variable.assign_add(total)
-        if not _predictions.values_are_concrete(batch.valid):
-            # Eagerly, prepare_batch has raised on any invalid row.
-            num_invalid = ops.sum(ops.cast(ops.logical_not(batch.valid), self.dtype))
-            self.num_invalid.assign_add(num_invalid)
+        _predictions.count_invalid_rows(self.num_invalid, batch.valid)
 
     def result(self):
         error = self._error(

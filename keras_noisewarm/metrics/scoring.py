@@ -59,8 +59,7 @@ class _MeanScore(keras.metrics.Metric):
         scores = ops.where(batch.valid, scores, 0.0)
         self.total.assign_add(ops.cast(ops.sum(scores * batch.weights), self.dtype))
         self.count.assign_add(ops.cast(ops.sum(batch.weights), self.dtype))
-        num_invalid = ops.sum(ops.cast(ops.logical_not(batch.valid), self.dtype))
-        self.num_invalid.assign_add(num_invalid)
+        _predictions.count_invalid_rows(self.num_invalid, batch.valid)
 
     def result(self):
         mean = ops.divide_no_nan(self.total, self.count)
