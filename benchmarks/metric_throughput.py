@@ -7,7 +7,9 @@ usual full-batch approach), and torchmetrics' `MulticlassCalibrationError`
 when it is installed (it is not a dependency). All peers compute the
 15-bin L1 ECE of the same softmax predictions, fed batch by batch, each in
 its own array type (converted before timing, as a model's outputs would
-be); one untimed batch first warms up each peer. Each peer is timed
+be); one untimed batch first warms up each peer. Under TensorFlow and JAX
+our metric compiles its update the second time it meets a batch shape, so
+its first timed pass includes compiling; that pass is printed too. Each peer is timed
 `--repeats` times, the order of the peers alternating between repeats, and
 the median rate counts: one pass over 1M x 10 takes only 50-200 ms, and
 single passes moved by 1.5x between runs. Memory is the state a peer keeps
@@ -185,8 +187,8 @@ def run(num_examples, num_classes, batch_size, repeats):
         rates[name] = num_batches * batch_size / median
         print(
             f"  {name:16s} ECE {values[name]:.6f}  {median:7.3f} s (median of "
-            f"{repeats})  {rates[name]:14,.0f} predictions/s  "
-            f"state {human_bytes(states[name])}"
+            f"{repeats}; first pass {seconds[name][0]:.3f} s)  "
+            f"{rates[name]:14,.0f} predictions/s  state {human_bytes(states[name])}"
         )
     spread = max(values.values()) - min(values.values())
     print(f"  largest difference between the ECEs: {spread:.2e}")

@@ -1,5 +1,7 @@
 """The per-backend code: input gradients against NumPy, evaluation datasets,
-top labels against NumPy's argmax."""
+top labels against NumPy's argmax, compiling repeated eager calls."""
+
+import itertools
 
 import keras
 import numpy as np
@@ -136,11 +138,27 @@ def tied_probabilities(seed, num_rows, num_classes):
     return probabilities
 
 
+COMPILES = keras.backend.backend() in ("tensorflow", "jax")
+_keys = itertools.count()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("num_classes", [2, 3, 10, 31, 32, 100, 1000])
-def test_top_label_is_the_maximum_and_the_first_index_of_it_like_numpy_argmax(num_classes):
+def test_top_label_is_the_maximum_and_the_first_index_of_it_like_numpy_argmax(num_classes, compiled):
     probabilities = tied_probabilities(seed=num_classes, num_rows=500, num_classes=num_classes)
     assert np.any((probabilities == probabilities.max(axis=-1, keepdims=True)).sum(axis=-1) > 1)
-    confidences, predicted = backend.top_label(keras.ops.convert_to_tensor(probabilities))
+    traced = []
+
+    def top_label(probabilities):
+        traced.append(not backend.values_are_concrete(probabilities))
+        return backend.top_label(probabilities)
+
+    if compiled:
+        # TensorFlow picks other ops when traced (XLA) than eagerly.
+        top_label = backend.compile_repeated_calls(("test top_label", num_classes), top_label)
+        top_label(keras.ops.convert_to_tensor(probabilities))
+    confidences, predicted = top_label(keras.ops.convert_to_tensor(probabilities))
+    assert traced[-1] == (compiled and COMPILES)
     predicted = keras.ops.convert_to_numpy(predicted)
     assert predicted.dtype == np.int32
     np.testing.assert_array_equal(predicted, probabilities.argmax(axis=-1))
@@ -177,3 +195,100 @@ def test_bin_sums_add_each_row_to_its_bin_like_numpy():
     assert sums.dtype == np.float32 and sums.shape == (15, 3)
     np.testing.assert_allclose(sums, expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(sums[4], 0.0)
+
+
+# ----------------------------------------------------------------------------
+# compile_repeated_calls
+
+
+def recording_sum(calls):
+    """A pure function that notes, when Python runs it, whether it is traced."""
+
+    def total(values, weights):
+        calls.append("traced" if not backend.values_are_concrete(values) else "eager")
+        if weights is not None:
+            values = values * weights
+        return (keras.ops.sum(values),)
+
+    return total
+
+
+def test_repeated_calls_run_eagerly_once_then_compiled_from_the_second_call():
+    calls = []
+    total = backend.compile_repeated_calls(("test", next(_keys)), recording_sum(calls))
+    values = keras.ops.convert_to_tensor(np.arange(6, dtype="float32"))
+
+    results = [float(total(values, None)[0]) for _ in range(4)]
+
+    assert results == [15.0] * 4
+    # Compiled: traced once on the second call, then Python is not run again.
+    expected = ["eager", "traced"] if COMPILES else ["eager"] * 4
+    assert calls == expected
+
+
+def test_each_input_signature_is_compiled_on_its_own_second_call():
+    calls = []
+    total = backend.compile_repeated_calls(("test", next(_keys)), recording_sum(calls))
+    short = keras.ops.convert_to_tensor(np.ones(3, "float32"))
+    long = keras.ops.convert_to_tensor(np.ones(5, "float32"))
+    weights = keras.ops.convert_to_tensor(np.full(5, 2.0, "float32"))
+
+    results = [
+        float(total(*arguments)[0])
+        for arguments in [(short, None), (long, None), (long, weights), (short, None), (long, weights)]
+    ]
+
+    assert results == [3.0, 5.0, 10.0, 3.0, 10.0]
+    if COMPILES:
+        assert calls == ["eager", "eager", "eager", "traced", "traced"]
+    else:
+        assert calls == ["eager"] * 5
+
+
+def test_calls_sharing_a_key_share_one_compiled_function():
+    key = ("test", next(_keys))
+    first_calls, second_calls = [], []
+    first = backend.compile_repeated_calls(key, recording_sum(first_calls))
+    second = backend.compile_repeated_calls(key, recording_sum(second_calls))
+    values = keras.ops.convert_to_tensor(np.ones(4, "float32"))
+
+    first(values, None)
+    second(values, None)
+    second(values, None)
+
+    assert first is second
+    # The function given first is the one that runs.
+    assert second_calls == []
+    assert first_calls == (["eager", "traced"] if COMPILES else ["eager"] * 3)
+
+
+def test_signatures_past_the_bound_keep_running_eagerly(monkeypatch):
+    monkeypatch.setattr(backend.compilation, "MAX_COMPILED_SIGNATURES", 1)
+    calls = []
+    total = backend.compile_repeated_calls(("test", next(_keys)), recording_sum(calls))
+    short = keras.ops.convert_to_tensor(np.ones(3, "float32"))
+    long = keras.ops.convert_to_tensor(np.ones(5, "float32"))
+
+    for values in (short, short, long, long, long):
+        total(values, None)
+
+    if COMPILES:
+        assert calls == ["eager", "traced", "eager", "eager", "eager"]
+    else:
+        assert calls == ["eager"] * 5
+
+
+def test_calls_inside_a_compiled_function_are_left_to_it():
+    inner_calls = []
+    inner = backend.compile_repeated_calls(("test", next(_keys)), recording_sum(inner_calls))
+    outer = backend.compile_repeated_calls(("test", next(_keys)), lambda values: inner(values, None))
+    values = keras.ops.convert_to_tensor(np.ones(4, "float32"))
+
+    outer(values)
+    outer(values)  # traced under TensorFlow and JAX: inner runs as part of it
+    inner(values, None)  # inner's own second eager call
+
+    if COMPILES:
+        assert inner_calls == ["eager", "traced", "traced"]
+    else:
+        assert inner_calls == ["eager"] * 3

@@ -658,6 +658,43 @@ def test_rejected_batch_leaves_the_state_untouched():
     assert float(metric.result()) == pytest.approx(0.3, abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [((2, [0.5, 0.5]), "y_true holds label 2"), ((1, [np.nan, 1.0]), "NaN or Inf .* row 1")],
+)
+def test_invalid_rows_raise_the_eager_error_once_repeated_calls_are_compiled(bad_row, message):
+    # Under TensorFlow and JAX the second call of a shape runs compiled,
+    # where nothing can raise: the metric must still name the bad row.
+    labels = np.array([0, 1], "int32")
+    probabilities = np.array([[0.7, 0.3], [0.2, 0.8]], "float32")
+    metric = ExpectedCalibrationError(num_bins=5)
+    for _ in range(3):
+        metric.update_state(labels, probabilities)
+    before = float(metric.result())
+    bad_labels, bad_probabilities = labels.copy(), probabilities.copy()
+    bad_labels[1], bad_probabilities[1] = bad_row
+    with pytest.raises(ValueError, match=message):
+        metric.update_state(bad_labels, bad_probabilities)
+    assert float(metric.result()) == before == pytest.approx(0.25, abs=1e-6)
+
+
+def test_metrics_configured_alike_share_their_compiled_update_and_others_do_not():
+    from keras_noisewarm.backend import compile_repeated_calls
+
+    def batch_totals_of(metric):
+        return compile_repeated_calls(metric._configuration_key(), metric._batch_totals)
+
+    first, renamed = ExpectedCalibrationError(name="a"), ExpectedCalibrationError(name="b")
+    assert batch_totals_of(first) is batch_totals_of(renamed)
+    for other in (
+        ExpectedCalibrationError(num_bins=10),
+        ExpectedCalibrationError(from_logits=True),
+        MaximumCalibrationError(),
+        ClasswiseCalibrationError(3),
+    ):
+        assert batch_totals_of(other) is not batch_totals_of(first)
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="norm"):
         ExpectedCalibrationError(norm="l3")

@@ -8,7 +8,10 @@ takes 17-50 ms eagerly where NumPy's max and argmax take 4-5 ms. Each
 backend has a faster way, all returning the first index on ties as `argmax`
 does:
 
-- TensorFlow: `tf.math.top_k(k=1)`, whose order is stable (2-4 ms).
+- TensorFlow: eagerly, `tf.math.top_k(k=1)`, whose order is stable (2-4
+  ms); traced (XLA), `reduce_max` and argmax, or from 32 classes on the
+  first index of the mask `probabilities == maximum` (4.8 ms inside XLA,
+  where top_k takes 27 ms and argmax 13).
 - PyTorch: `torch.max(dim=-1)`, one pass for values and indices (1.5-3 ms).
 - JAX: compiled with `jax.jit`. XLA's CPU argmax is a variadic reduction
   that does not vectorise (17 ms at 1,000 classes); so is any reduction over
@@ -66,8 +69,19 @@ def top_label(probabilities):
 def _tensorflow_top_label(probabilities):
     import tensorflow as tf
 
-    values, indices = tf.math.top_k(probabilities, k=1, sorted=True)
-    return values[:, 0], tf.cast(indices[:, 0], "int32")
+    if tf.executing_eagerly():
+        values, indices = tf.math.top_k(probabilities, k=1, sorted=True)
+        return values[:, 0], tf.cast(indices[:, 0], "int32")
+    # Traced, and compiled with XLA in a Keras train step, top_k is the
+    # slowest choice: 27 ms on 10,000 x 1,000 against 13 ms for max and
+    # argmax, and 4.8 ms for max and the first index of an equality mask.
+    maximum = tf.reduce_max(probabilities, axis=-1, keepdims=True)
+    if probabilities.shape[-1] < ARITHMETIC_ARGMAX_MIN_CLASSES:
+        predicted = tf.argmax(probabilities, axis=-1, output_type="int32")
+    else:
+        is_maximum = tf.cast(tf.equal(probabilities, maximum), probabilities.dtype)
+        predicted = tf.cast(_first_nonzero_index(ops, is_maximum), "int32")
+    return maximum[:, 0], predicted
 
 
 def _torch_top_label(probabilities):
@@ -97,7 +111,9 @@ def _jax_top_label():
 
 
 # Measured crossover on a 2-core x86 CPU: argmax wins at 16 classes (0.5 vs
-# 1.5 ms for 62,500 rows), the arithmetic at 32 (2.6 vs 0.9 ms).
+# 1.5 ms for 62,500 rows), the mask at 32 (2.6 vs 0.9 ms) under JAX; under
+# TensorFlow's XLA the mask wins from 100 classes on (1.0 vs 1.2 ms per
+# million values), and loses by 0.3 ms at 32.
 ARITHMETIC_ARGMAX_MIN_CLASSES = 32
 
 
@@ -108,19 +124,28 @@ def _first_maximum_index(numpy_like, probabilities, maximum):
     where `p == m`, and at most -1 where `p < m`: the relative gap between
     two distinct float32 values is at least 2**-24, so the scaled gap is at
     least 2 (roundings change it by a few parts in 2**24). Clipped at 0,
-    this is a 0/1 mask of the maxima built without a comparison. The mask
-    times `num_classes - index` has its maximum at the first maximum of the
-    row, which gives the same answer as argmax, ties included.
+    this is a 0/1 mask of the maxima built without a comparison, whose first
+    nonzero entry is the same answer as argmax, ties included.
 
     Rows of valid probabilities always have `m >= 1 / num_classes > 0`; rows
     with NaN, Inf or a zero maximum give a meaningless index, and the metric
     masks those rows out.
     """
-    num_classes = probabilities.shape[-1]
     scale = 2.0**25 / maximum
     is_maximum = numpy_like.maximum(1.0 + (probabilities - maximum) * scale, 0.0)
+    return _first_nonzero_index(numpy_like, is_maximum)
+
+
+def _first_nonzero_index(numpy_like, mask):
+    """Index of the first 1 in each row of a float 0/1 `mask`, as a float.
+
+    The mask times `num_classes - index` is largest at the first 1: a
+    maximum, which XLA vectorises, where argmax is a slower reduction over
+    (value, index) pairs. A row without a 1 gives `num_classes`.
+    """
+    num_classes = mask.shape[-1]
     countdown = num_classes - numpy_like.arange(num_classes, dtype="float32")
-    return num_classes - numpy_like.max(is_maximum * countdown, axis=-1)
+    return num_classes - numpy_like.max(mask * countdown, axis=-1)
 
 
 def bin_sums(columns, bins, num_bins):

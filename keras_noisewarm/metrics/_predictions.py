@@ -15,9 +15,8 @@ import collections
 import keras
 import numpy as np
 from keras import ops
-from keras.src.backend.common import symbolic_scope
-from keras.src.utils import backend_utils
-from keras.src.utils import jax_utils
+
+from keras_noisewarm.backend.compilation import values_are_concrete
 
 # float32 softmax outputs sum to one within about 1e-6; a looser bound
 # leaves room for float16 models whose last layer is cast to float32.
@@ -27,19 +26,6 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 Batch = collections.namedtuple(
     "Batch", ["outputs", "probabilities", "labels", "weights", "valid"]
 )
-
-
-def values_are_concrete(tensor):
-    """Whether Python can read `tensor`'s values (False while tracing)."""
-    # Keras's own tests for "inside a tf.function" and "inside jax.jit", and
-    # its symbolic scope, where the torch backend infers shapes by running
-    # the metric on tensors of ones. Otherwise the torch backend runs
-    # eagerly (torch.compile breaks the graph at a Python branch on a value).
-    return not (
-        backend_utils.in_tf_graph()
-        or jax_utils.is_in_jax_tracing_scope(tensor)
-        or symbolic_scope.in_symbolic_scope()
-    )
 
 
 def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
@@ -130,15 +116,22 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
     return Batch(outputs, probabilities, labels, weights, valid)
 
 
-def count_invalid_rows(variable, valid):
-    """Adds the number of rows of a batch that `valid` rejects to `variable`.
+def invalid_row_count(valid):
+    """Number of rows of a batch that `valid` rejects, or `None` eagerly.
 
     Only traced steps can meet such rows: eagerly, `prepare_batch` has
-    already raised on them, so nothing is counted (nor computed).
+    already raised on them, so nothing is computed.
     """
     if values_are_concrete(valid):
-        return
-    variable.assign_add(ops.sum(ops.cast(ops.logical_not(valid), variable.dtype)))
+        return None
+    return ops.sum(ops.cast(ops.logical_not(valid), "float32"))
+
+
+def count_invalid_rows(variable, valid):
+    """Adds `invalid_row_count(valid)` to `variable`, when traced."""
+    count = invalid_row_count(valid)
+    if count is not None:
+        variable.assign_add(ops.cast(count, variable.dtype))
 
 
 def flatten(tensor, num_columns=None):
