@@ -47,8 +47,10 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
         (two classes for a sigmoid output); int32 `labels` of shape `(rows,)`
         (0 where invalid); float32 `weights` of shape `(rows,)` (0 where
         invalid); and `valid`, a boolean `(rows,)` mask of rows whose label
-        and prediction are valid. Invalid rows keep their raw outputs and
-        probabilities (possibly NaN): mask them before summing.
+        and prediction are valid, or `None` when values are concrete (they
+        have all been checked valid then). Invalid rows keep their raw
+        outputs and probabilities (possibly NaN): mask them with
+        `where_valid` before summing.
 
     Raises:
         ValueError: If the shapes do not fit together, or, when values are
@@ -104,25 +106,46 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
         probabilities = outputs
     valid = ops.logical_and(label_is_valid, prediction_is_valid)
 
-    if values_are_concrete(valid) and not bool(ops.convert_to_numpy(ops.all(valid))):
-        raise_for_invalid_rows(
-            ops.convert_to_numpy(labels),
-            ops.convert_to_numpy(outputs),
-            from_logits=from_logits,
-            num_classes=num_classes,
-        )
+    if values_are_concrete(valid):
+        if not bool(ops.convert_to_numpy(ops.all(valid))):
+            raise_for_invalid_rows(
+                ops.convert_to_numpy(labels),
+                ops.convert_to_numpy(outputs),
+                from_logits=from_logits,
+                num_classes=num_classes,
+            )
+        # Every row is valid: no masking needed. (Eager ops cost tens of
+        # microseconds each in a torch training step.)
+        if keras.backend.standardize_dtype(labels.dtype) != "int32":
+            labels = ops.cast(labels, "int32")
+        return Batch(outputs, probabilities, labels, weights, valid=None)
     labels = ops.cast(ops.where(label_is_valid, labels, 0), "int32")
     weights = ops.where(valid, weights, 0.0)
     return Batch(outputs, probabilities, labels, weights, valid)
+
+
+def where_valid(valid, values):
+    """`values` with the rows that `valid` rejects set to 0.
+
+    Args:
+        valid: `Batch.valid`: a boolean `(rows,)` mask, or `None` when every
+            row is known to be valid.
+        values: Tensor of shape `(rows,)` or `(rows, columns)`.
+    """
+    if valid is None:
+        return values
+    if len(values.shape) > 1:
+        valid = ops.expand_dims(valid, axis=-1)
+    return ops.where(valid, values, 0.0)
 
 
 def invalid_row_count(valid):
     """Number of rows of a batch that `valid` rejects, or `None` eagerly.
 
     Only traced steps can meet such rows: eagerly, `prepare_batch` has
-    already raised on them, so nothing is computed.
+    already raised on them (and set `valid` to `None`).
     """
-    if values_are_concrete(valid):
+    if valid is None:
         return None
     return ops.sum(ops.cast(ops.logical_not(valid), "float32"))
 

@@ -280,14 +280,15 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
                     "one sigmoid output or two softmax outputs. Received "
                     f"y_pred with {probabilities.shape[-1]} classes."
                 )
-            confidences = probabilities[:, 1]
+            # A copy, not a strided view: torch's searchsorted warns on one.
+            confidences = ops.take(probabilities, 1, axis=-1)
             correct = ops.equal(labels, 1)
         else:
             confidences, predicted = top_label(probabilities)
             correct = ops.equal(predicted, labels)
         # Invalid rows weigh 0, but a NaN confidence would still poison the
         # sums (0 * NaN is NaN).
-        confidences = ops.where(batch.valid, confidences, 0.0)
+        confidences = _predictions.where_valid(batch.valid, confidences)
         bins = self._bin_index(confidences)
         return bins, confidences, ops.cast(correct, "float32"), batch.weights
 
@@ -796,8 +797,7 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
                 f"classes but y_pred has {probabilities.shape[-1]} (a sigmoid "
                 "output counts as 2)."
             )
-        valid = ops.expand_dims(batch.valid, axis=-1)
-        probabilities = ops.where(valid, probabilities, 0.0)
+        probabilities = _predictions.where_valid(batch.valid, probabilities)
         is_label = ops.one_hot(batch.labels, self.num_classes)
         flat_probabilities = ops.reshape(probabilities, (-1,))
         bins = _bin_index(flat_probabilities, _uniform_edges(self.num_bins))

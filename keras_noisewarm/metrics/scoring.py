@@ -56,7 +56,7 @@ class _MeanScore(keras.metrics.Metric):
         )
         scores = self._scores(batch)
         # Masked with `where`, not by the zero weight: 0 * NaN is NaN.
-        scores = ops.where(batch.valid, scores, 0.0)
+        scores = _predictions.where_valid(batch.valid, scores)
         self.total.assign_add(ops.cast(ops.sum(scores * batch.weights), self.dtype))
         self.count.assign_add(ops.cast(ops.sum(batch.weights), self.dtype))
         _predictions.count_invalid_rows(self.num_invalid, batch.valid)
