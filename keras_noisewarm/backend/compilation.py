@@ -88,15 +88,13 @@ class _RepeatedCallCompiler:
 
     def __call__(self, *arguments):
         backend = keras.backend.backend()
+        if backend not in COMPILING_BACKENDS:
+            return self.function(*arguments)
         tensors = [
             None if argument is None else ops.convert_to_tensor(argument)
             for argument in arguments
         ]
-        concrete = all(
-            tensor is None or values_are_concrete(tensor)
-            for tensor in tensors
-        )
-        if backend not in COMPILING_BACKENDS or not concrete:
+        if not all(tensor is None or values_are_concrete(tensor) for tensor in tensors):
             return self.function(*arguments)
         signature = tuple(
             None
