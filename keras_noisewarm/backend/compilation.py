@@ -119,7 +119,8 @@ def _compile(backend, function):
         import tensorflow as tf
 
         # Autograph rewrites Python control flow on tensors, which these
-        # functions do not have; converting them took 0.6 s per trace.
+        # functions do not have; with it, the ECE's first compiled call
+        # took 0.9 s instead of 0.16 s.
         return tf.function(function, jit_compile=True, autograph=False)
     import jax
 

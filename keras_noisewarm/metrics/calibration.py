@@ -168,14 +168,13 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             self._configuration_key(), self._batch_totals
         )
         totals, num_invalid = batch_totals(y_true, y_pred, sample_weight)
-        if num_invalid is not None and values_are_concrete(num_invalid):
-            if float(num_invalid):
+        if num_invalid is not None:
+            if not values_are_concrete(num_invalid):
+                self.num_invalid.assign_add(ops.cast(num_invalid, self.dtype))
+            elif float(num_invalid):
                 # Compiled eagerly, so nothing raised on the invalid rows:
-                # the eager path names the first of them.
-                totals, num_invalid = self._batch_totals(
-                    y_true, y_pred, sample_weight
-                )
-            num_invalid = None
+                # the eager path raises, naming the first of them.
+                totals, _ = self._batch_totals(y_true, y_pred, sample_weight)
         totals = ops.cast(totals, self.dtype)
         for column, variable in enumerate(
             (self.bin_counts, self.bin_confidence_sums, self.bin_correct_sums)
@@ -184,8 +183,6 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             if len(variable.shape) > 1:
                 total = ops.reshape(total, variable.shape)
             variable.assign_add(total)
-        if num_invalid is not None:
-            self.num_invalid.assign_add(ops.cast(num_invalid, self.dtype))
 
     def _batch_totals(self, y_true, y_pred, sample_weight):
         """Per-bin totals of one batch, as a pure function of the batch.
@@ -410,8 +407,8 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
     compiles it (XLA) the second time: a loop over equal batches then runs
     compiled (2-9x faster under TensorFlow, about 1.8x under JAX), after a
     one-time cost of 0.1-0.2 s per shape, while a single call on a test set
-    does not pay for compiling. Metrics configured alike share the compiled function. Inputs
-    are checked the same way either way.
+    does not pay for compiling. Metrics configured alike share the compiled
+    function. Inputs are checked the same way either way.
 
     Args:
         num_bins: Number of equal-width confidence bins. Defaults to 15, the
