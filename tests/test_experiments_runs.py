@@ -7,6 +7,7 @@ import pytest
 from datafiles import write_tiny_datasets
 
 import keras_noisewarm
+from keras_noisewarm import noise
 from keras_noisewarm.experiments import data
 from keras_noisewarm.experiments import runs
 
@@ -62,8 +63,9 @@ def test_both_arms_of_a_seed_start_from_the_same_weights(task, monkeypatch):
     assert result["noise_confidence_after"] != pytest.approx(before, abs=1e-6)
 
 
-def test_store_saves_and_loads_a_run_and_rejects_other_settings(tmp_path):
+def test_store_saves_and_loads_a_run_and_rejects_other_settings(tmp_path, monkeypatch):
     store = runs.RunStore(tmp_path)
+    warmup_folder = TINY.warmup_folder_name()
     result = {"seed": 0, "arm": "baseline", "spec": TINY.key(), "ece": 0.25}
     arrays = {"test_logits": np.ones((2, 3), "float32")}
     assert not store.has(TINY, 0, "baseline")
@@ -75,6 +77,11 @@ def test_store_saves_and_loads_a_run_and_rejects_other_settings(tmp_path):
     other = dataclasses.replace(TINY, epochs=3)
     assert not store.has(other, 0, "baseline")
     assert other.folder_name() != TINY.folder_name()
+    # So do runs whose warm-up drew other noise for the same seed.
+    monkeypatch.setattr(noise, "STREAM_VERSION", noise.STREAM_VERSION + 1)
+    assert not store.has(TINY, 0, "baseline")
+    assert TINY.warmup_folder_name() != warmup_folder
+    monkeypatch.undo()
     # A file whose settings do not match its folder is refused.
     path = tmp_path / TINY.folder_name() / "seed0_baseline.json"
     path.write_text(path.read_text().replace('"epochs": 2', '"epochs": 5'))

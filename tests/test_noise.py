@@ -54,6 +54,36 @@ def test_gaussian_noise_has_requested_moments(mean, std):
     assert abs(stats.kurtosis(values)) < 0.05
 
 
+def test_gaussian_noise_follows_the_normal_distribution_in_every_tail():
+    (inputs, _), = take_batches(noise_dataset((1000,), 10, batch_size=200, seed=3), 1)
+    values = inputs.ravel().astype(np.float64)
+    # Kolmogorov-Smirnov: 1.63 / sqrt(n) is the 1% critical distance.
+    assert stats.kstest(values, "norm").statistic < 1.63 / math.sqrt(values.size)
+    for threshold in (2.0, 3.0, 4.0):
+        expected = 2 * stats.norm.sf(threshold) * values.size
+        observed = np.sum(np.abs(values) > threshold)
+        assert abs(observed - expected) < 5 * math.sqrt(expected)
+
+
+def test_gaussian_values_drawn_together_are_independent():
+    # The Box-Muller transform makes the values in pairs, one from each half
+    # of the batch; a wrong transform shows as dependence between them.
+    (inputs, _), = take_batches(noise_dataset((1000,), 10, batch_size=200, seed=4), 1)
+    first, second = np.split(inputs.ravel().astype(np.float64), 2)
+    bound = 5 / math.sqrt(first.size)
+    assert abs(np.corrcoef(first, second)[0, 1]) < bound
+    assert abs(np.corrcoef(first**2, second**2)[0, 1]) < bound
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_gaussian_noise_of_an_odd_size_is_finite_in_every_dtype(dtype):
+    (inputs, _), = take_batches(
+        noise_dataset((3, 5), 2, batch_size=7, dtype=dtype, seed=0), 1
+    )
+    assert inputs.shape == (7, 3, 5) and inputs.dtype == np.dtype(dtype)
+    assert np.all(np.isfinite(inputs)) and np.unique(inputs).size > 90
+
+
 @pytest.mark.parametrize("mean,std", [(0.0, 1.0), (1.5, 2.0)])
 def test_uniform_noise_has_requested_moments_and_support(mean, std):
     batches = take_batches(

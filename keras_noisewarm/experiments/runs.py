@@ -23,6 +23,7 @@ import numpy as np
 
 import keras_noisewarm
 from keras_noisewarm import metrics
+from keras_noisewarm import noise
 from keras_noisewarm.experiments import data
 from keras_noisewarm.experiments import models
 from keras_noisewarm.ood import metrics as ood_metrics
@@ -69,9 +70,13 @@ class RunSpec:
     track_epochs: bool = True
 
     def key(self, backend=None):
-        """The settings and the backend (default: the current one): what a
-        stored run must match."""
-        return dict(dataclasses.asdict(self), backend=backend or keras.backend.backend())
+        """The settings, the backend (default: the current one) and the
+        noise stream's version: what a stored run must match."""
+        return dict(
+            dataclasses.asdict(self),
+            backend=backend or keras.backend.backend(),
+            noise_stream=noise.STREAM_VERSION,
+        )
 
     def folder_name(self, backend=None):
         backend = backend or keras.backend.backend()
@@ -91,7 +96,7 @@ class RunSpec:
         fields = ("dataset", "architecture", "depth", "width", "warmup_examples",
                   "warmup_learning_rate")
         return dict({name: getattr(self, name) for name in fields},
-                    backend=keras.backend.backend())
+                    backend=keras.backend.backend(), noise_stream=noise.STREAM_VERSION)
 
     def describe(self):
         """One line for reports."""
