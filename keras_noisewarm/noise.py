@@ -38,7 +38,10 @@ def noise_dataset(
     `N(mean, std**2)` or from a uniform distribution of the same mean and
     standard deviation, i.e. on `[mean - sqrt(3) * std, mean + sqrt(3) * std]`
     (width `sqrt(12) * std`, as in the authors' code). Labels are independent
-    uniform integers in `[0, num_classes)`.
+    uniform integers in `[0, num_classes)`. Gaussian values come from the
+    Box-Muller transform of Philox uniforms, as in `tf.random.normal`,
+    computed in float32 (float64 for float64 inputs), so they stay within
+    about 5.8 standard deviations of the mean.
 
     Args:
         input_shape: Shape of one example, without the batch dimension, e.g.
