@@ -82,9 +82,10 @@ def test_warmup_brings_confidence_and_class_bias_to_chance(build_model):
 
     after = noise_confidence(model)
     assert abs(after.mean_confidence - chance) < 0.05
-    # Measured over 6 weight seeds x 2 noise generators x 2 backends: the
-    # MLP's class frequencies end at 0.055-0.165 (the CNN's at 0.065-0.127),
-    # against a most frequent class above 0.3 before.
+    # Measured over 6 weight seeds (JAX with noise stream versions 1 and 2,
+    # TensorFlow with 2): the MLP's class frequencies end at 0.055-0.165 (the
+    # CNN's, JAX, at 0.065-0.127), against a most frequent class above 0.3
+    # before.
     assert after.class_frequencies.max() < 2 * chance
     assert after.class_frequencies.min() > 0.4 * chance
 
