@@ -33,6 +33,7 @@ the median over the repeats.
 """
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -101,21 +102,34 @@ class Stopwatch(keras.callbacks.Callback):
 
     The first `skip` steps (tracing, compilation, the prefetch buffer filling)
     are left out. `on_train_end` comes after Keras has synchronised the
-    model's state, so asynchronously dispatched work has finished.
+    model's state, so asynchronously dispatched work has finished. Besides
+    the wall time it keeps the process's CPU time (all threads, tf.data's
+    included), which shows what the noise costs when the cores are busy.
     """
 
     def __init__(self, skip):
         super().__init__()
         self.skip = skip
         self.start = None
+        self.cpu_start = None
         self.seconds = None
+        self.cpu_seconds = None
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == self.skip:
             self.start = time.perf_counter()
+            self.cpu_start = time.process_time()
 
     def on_train_end(self, logs=None):
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
+
+    def timing(self, steps, batch_size):
+        """`Timing` of the `steps` timed steps."""
+        return Timing(steps * batch_size / self.seconds, 1e3 * self.cpu_seconds / steps)
+
+
+Timing = collections.namedtuple("Timing", ["rate", "cpu_ms_per_step"])
 
 
 def time_warmup(model, config, optimizer, seed, noise_source="auto"):
@@ -132,7 +146,7 @@ def time_warmup(model, config, optimizer, seed, noise_source="auto"):
         callbacks=[stopwatch],
         noise_source=noise_source,
     )
-    return config.steps * config.batch_size / stopwatch.seconds
+    return stopwatch.timing(config.steps, config.batch_size)
 
 
 def time_fit(model, x, y, config):
@@ -141,17 +155,20 @@ def time_fit(model, x, y, config):
         x, y, batch_size=config.batch_size, epochs=1, verbose=0,
         callbacks=[stopwatch],
     )
-    return config.steps * config.batch_size / stopwatch.seconds
+    return stopwatch.timing(config.steps, config.batch_size)
 
 
 def side_by_side(named_timers, repeats):
-    """Median rate of each timer; the order alternates between repeats."""
-    rates = {name: [] for name in named_timers}
+    """Median `Timing` of each timer; the order alternates between repeats."""
+    timings = {name: [] for name in named_timers}
     names = list(named_timers)
     for repeat in range(repeats):
         for name in names if repeat % 2 == 0 else reversed(names):
-            rates[name].append(named_timers[name](repeat))
-    return {name: statistics.median(values) for name, values in rates.items()}
+            timings[name].append(named_timers[name](repeat))
+    return {
+        name: Timing(*(statistics.median(column) for column in zip(*values)))
+        for name, values in timings.items()
+    }
 
 
 class Config:
@@ -230,10 +247,13 @@ def torch_reference_rate(config, width=256, depth=3):
 
     for _ in range(config.skip):
         step()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(config.steps):
         step()
-    return config.steps * config.batch_size / (time.perf_counter() - start)
+    return Timing(
+        config.steps * config.batch_size / (time.perf_counter() - start),
+        1e3 * (time.process_time() - cpu_start) / config.steps,
+    )
 
 
 def warmup_against_torch(config):
@@ -253,12 +273,15 @@ def warmup_against_torch(config):
 # Report
 
 
-def print_rates(title, rates, numerators, denominator, target):
+def print_rates(title, timings, numerators, denominator, target):
     print(f"\n{title}  (* = the default noise source here)")
-    for name, rate in rates.items():
-        print(f"  {name:16s} {rate:12,.0f} examples/s")
+    for name, timing in timings.items():
+        print(
+            f"  {name:16s} {timing.rate:12,.0f} examples/s  "
+            f"CPU {timing.cpu_ms_per_step:6.2f} ms/step"
+        )
     for numerator in numerators:
-        ratio = rates[numerator] / rates[denominator]
+        ratio = timings[numerator].rate / timings[denominator].rate
         verdict = "meets" if ratio >= target else "MISSES"
         print(
             f"ratio ({title}; {numerator}/{denominator}): {ratio:.2f}x  "
@@ -308,14 +331,16 @@ def sweep(quick):
             steps = 3 if quick else max(5, 6400 // point["batch_size"])
             config = Config(point["input_shape"], point["batch_size"], steps,
                             skip=2 if quick else 3, repeats=1 if quick else 3)
-            rates = warmup_against_fit(mlp, config, point["num_classes"])
+            timings = warmup_against_fit(mlp, config, point["num_classes"])
             # The sweep follows the default noise source of this backend.
-            warmup = rates[warmup_name(keras_noisewarm.NoiseWarmup().resolved_noise_source())]
+            default_source = keras_noisewarm.NoiseWarmup().resolved_noise_source()
+            warmup = timings[warmup_name(default_source)].rate
+            fit = timings["fit"].rate
             label = value[0] if name == "input_shape" else value
-            results[title].append(dict(value=label, warmup=warmup, fit=rates["fit"]))
+            results[title].append(dict(value=label, warmup=warmup, fit=fit))
             print(
                 f"  {title} = {label}: warmup {warmup:10,.0f}  fit "
-                f"{rates['fit']:10,.0f} examples/s  ratio {warmup / rates['fit']:.2f}x",
+                f"{fit:10,.0f} examples/s  ratio {warmup / fit:.2f}x",
                 flush=True,
             )
     return results

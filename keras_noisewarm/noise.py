@@ -210,8 +210,8 @@ def _standard_normal(shape, seed, dtype):
 
     `tf.random.stateless_normal` uses the same transform of the same Philox
     uniforms, but evaluates it one pair at a time; written as whole-tensor
-    ops it costs half as much (2.2-2.6 ms against 5 ms for a 128x32x32x3
-    batch on one core, docs/BENCHMARKS.md), and the stream's generation
+    ops it costs half as much (2.8 ms against 5.8 ms for a 128x32x32x3
+    batch on one core, benchmarks/noise_generators.py), and the stream's generation
     competes with the train step for the CPU. Like TensorFlow's kernel it
     works in float32 below float64, which bounds the noise at about 5.8
     standard deviations (a probability of 1e-8 under the Gaussian).

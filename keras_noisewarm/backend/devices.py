@@ -5,9 +5,10 @@ the host, in parallel with the train step, then copied in) or be drawn by
 the backend's own generator inside the train step, on the device. On an
 accelerator the device wins: host generation and the copy would starve it.
 On a CPU it depends on the backend's generator and on where it runs,
-measured on a 2-core x86_64 machine (docs/BENCHMARKS.md): the stream's
-Box-Muller transform costs 2.2-2.6 ms per 128 x 32x32x3 batch on one core,
-torch's `randn` 0.9 ms and JAX's threefry 3.3 ms. Inside the step the draw
+measured on a 2-core x86_64 machine (benchmarks/noise_generators.py,
+docs/BENCHMARKS.md): the stream's Box-Muller transform costs 2.8 ms per
+128 x 32x32x3 batch on one core, torch's `randn` 1.0 ms and JAX's threefry
+3.8 ms. Inside the step the draw
 is on the critical path, beside it (the stream) it competes for the cores:
 torch's in-step `randn` is about as fast as the stream and avoids the
 per-batch conversion, so torch draws in the step; JAX's and TensorFlow's
