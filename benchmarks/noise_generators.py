@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _machine import print_machine  # noqa: E402
 
-from keras_noisewarm import noise  # noqa: E402
+from keras_noisewarm.noise.base import stream_standard_normal  # noqa: E402
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -42,7 +42,7 @@ def generators(shape):
 
     torch.set_num_threads(1)
     seed = tf.constant([1, 2], tf.int64)
-    stream = tf.function(lambda: noise._standard_normal(shape, seed, tf.float32),
+    stream = tf.function(lambda: stream_standard_normal(shape, seed, tf.float32),
                          autograph=False)
     uniforms = tf.function(
         lambda: tf.random.stateless_uniform(shape, seed=seed), autograph=False

@@ -10,8 +10,7 @@ confidence and calibration error (15-bin ECE) on held-out images.
     python examples/quickstart.py --quick         # tiny sizes, seconds
 
 Data: `keras.datasets.cifar10` (downloads once), or a local copy of the
-official python batches found with `--data-dir`, $KERAS_NOISEWARM_DATA or the
-`shared/data` folder beside the checkout.
+official python batches in `--data-dir` or `$KERAS_NOISEWARM_DATA/cifar10-subset`.
 """
 
 import argparse
@@ -23,7 +22,20 @@ import keras  # noqa: E402
 
 import keras_noisewarm  # noqa: E402
 from keras_noisewarm import datasets  # noqa: E402
-from keras_noisewarm.experiments.models import build_mlp  # noqa: E402
+
+
+def build_mlp(num_inputs, num_classes, depth, width, seed):
+    """The paper's MLP: blocks Dense (He-normal) -> ReLU -> BatchNorm, logits out."""
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((num_inputs,))]
+    for _ in range(depth - 1):
+        layers += [
+            keras.layers.Dense(width, kernel_initializer="he_normal"),
+            keras.layers.ReLU(),
+            keras.layers.BatchNormalization(),
+        ]
+    layers.append(keras.layers.Dense(num_classes, kernel_initializer="he_normal"))
+    return keras.Sequential(layers)
 
 
 def parse_args():
@@ -46,9 +58,12 @@ def parse_args():
 
 
 def load_data(args):
-    path = args.data_dir or datasets.find_local_copy("cifar10-subset")
+    path = args.data_dir or (
+        os.environ.get(datasets.DATA_DIR_VARIABLE) and
+        os.path.join(os.environ[datasets.DATA_DIR_VARIABLE], "cifar10-subset")
+    )
     print(f"CIFAR-10 from {path or 'keras.datasets (download)'}")
-    (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(path)
+    (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(path or None)
     x_train, y_train = x_train[: args.train_size], y_train[: args.train_size]
     x_test, y_test = x_test[: args.test_size], y_test[: args.test_size]
     # Per-channel normalisation with training statistics, as in the paper,

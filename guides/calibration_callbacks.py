@@ -56,7 +56,7 @@ WARMUP_STEPS = 30 if FAST else None  # None: the default, 320,000 noise examples
 
 The training set is the first 4,000 images of CIFAR-10, flattened to 3,072
 inputs; 10,000 other images are held out for the monitor. `load_cifar10`
-reads a local copy when there is one (this machine has no internet) and
+reads a local copy when `$KERAS_NOISEWARM_DATA` points at one (our machines have no internet) and
 downloads through `keras.datasets` otherwise. (In the local copy, the
 "test" batch holds official training batch 5, which the model never sees
 here.)
@@ -66,12 +66,8 @@ repeated over the three colour channels: images a CIFAR-10 model has never
 seen. (The paper uses SVHN, which is not available offline.)
 """
 
-(x_train, y_train), (x_test, y_test) = keras_noisewarm.datasets.load_cifar10(
-    keras_noisewarm.datasets.find_local_copy("cifar10-subset")
-)
-(_, _), (digits, _) = keras_noisewarm.datasets.load_mnist(
-    keras_noisewarm.datasets.find_local_copy("mnist")
-)
+(x_train, y_train), (x_test, y_test) = keras_noisewarm.datasets.load_cifar10()
+(_, _), (digits, _) = keras_noisewarm.datasets.load_mnist()
 
 x_train, y_train = x_train[:NUM_TRAIN], y_train[:NUM_TRAIN]
 x_held_out, y_held_out = x_test[:NUM_HELD_OUT], y_test[:NUM_HELD_OUT]

@@ -23,7 +23,7 @@ This guide measures that claim on real data with the tools of
 - `keras_noisewarm.warmup` for the noise warm-up;
 - `keras_noisewarm.ood` for OOD scores (`"msp"`, `"energy"`, `"odin"`), the
   metrics (AUROC, AUPR-In, AUPR-Out, FPR at 95% TPR) and `evaluate_ood`;
-- `keras_noisewarm.calibration.TemperatureScaling`, a layer fitted on
+- `keras_noisewarm.posthoc.TemperatureScaling`, a layer fitted on
   held-out outputs;
 - `keras_noisewarm.conformal` for prediction sets with a coverage guarantee,
   and an OOD acceptance threshold with a guarantee on in-distribution inputs.
@@ -49,7 +49,7 @@ import keras
 import numpy as np
 
 import keras_noisewarm
-from keras_noisewarm import calibration
+from keras_noisewarm import posthoc
 from keras_noisewarm import conformal
 from keras_noisewarm import datasets
 from keras_noisewarm import ood
@@ -102,14 +102,12 @@ def resized_to_32x32x3(digits):
 def load_pairing(name):
     """(x_train, y_train), (x_held_out, y_held_out), (x_test, y_test), x_ood, std."""
     rng = np.random.default_rng(1234)
-    mnist = datasets.load_mnist(datasets.find_local_copy("mnist"))
+    mnist = datasets.load_mnist()
     if name == "mnist_vs_fashion":
         (x_train, y_train), (x_id, y_id) = mnist
-        _, (x_ood, _) = datasets.load_fashion_mnist(datasets.find_local_copy("fashion-mnist"))
+        _, (x_ood, _) = datasets.load_fashion_mnist()
     else:
-        (x_train, y_train), (x_id, y_id) = datasets.load_cifar10(
-            datasets.find_local_copy("cifar10-subset")
-        )
+        (x_train, y_train), (x_id, y_id) = datasets.load_cifar10()
         x_ood = mnist[1][0]
     train = rng.permutation(len(x_train))[:NUM_TRAIN]
     x_train, y_train = to_unit_range(x_train[train]), y_train[train]
@@ -232,7 +230,7 @@ def measure(model, held_out, test, x_ood, std):
     test_logits = model.predict(x_test, batch_size=512, verbose=0)
     ood_logits = model.predict(x_ood, batch_size=512, verbose=0)
 
-    scaling = calibration.TemperatureScaling().fit(held_out_logits, y_held_out)
+    scaling = posthoc.TemperatureScaling().fit(held_out_logits, y_held_out)
     scaled_test = keras.ops.convert_to_numpy(scaling(test_logits))
 
     table = ood.evaluate_ood(
@@ -266,8 +264,8 @@ def measure(model, held_out, test, x_ood, std):
         "aps_coverage": on_test["coverage"],
         "aps_size_id": on_test["average_set_size"],
         "aps_size_ood": ood_set_size,
-        "accept_id": float(np.mean(keras.ops.convert_to_numpy(threshold(test_logits)))),
-        "accept_ood": float(np.mean(keras.ops.convert_to_numpy(threshold(ood_logits)))),
+        "accept_id": 1.0 - float(np.mean(keras.ops.convert_to_numpy(threshold(test_logits)))),
+        "accept_ood": 1.0 - float(np.mean(keras.ops.convert_to_numpy(threshold(ood_logits)))),
     }
 
 

@@ -1,181 +1,107 @@
-"""Command line: `keras-noisewarm compare | reproduce` (or `python -m keras_noisewarm`)."""
+"""Command line: `keras-noisewarm compare`, the A/B test on your own model.
+
+    keras-noisewarm compare --model my_project.models:build_model \\
+        --data my_project.data:load_data --seeds 5 --epochs 20 --output ab_test
+
+`--model` names a function that returns a new compiled classifier;
+`--data` one that returns `((x_train, y_train), (x_val, y_val))` or
+`((x_train, y_train), (x_val, y_val), x_ood)`. Finished runs are kept in
+`OUTPUT/runs`, so a rerun resumes; the report and reliability diagrams go to
+`OUTPUT`.
+"""
 
 import argparse
-import dataclasses
+import importlib
 import os
-import pathlib
 import shlex
-import subprocess
 import sys
-
-BACKENDS = ("tensorflow", "jax", "torch")
-IN_DISTRIBUTION = ("cifar10", "mnist", "fashion_mnist")
-OUT_OF_DISTRIBUTION = ("mnist", "fashion_mnist", "cifar10", "svhn", "gaussian")
-REPRODUCE_TARGETS = ("fig1", "fig2", "fig3", "fig4", "fig5", "backends", "all")
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-noisewarm",
-        description="Random-noise warm-up for Keras: experiments from the paper.",
+        description="Random-noise warm-up for Keras: does it help your model?",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser(
         "compare",
-        help="train the same networks with and without warm-up and compare them",
+        help="train your model with and without warm-up over paired seeds",
         description=(
-            "Train the same architecture from the same initial seeds with and "
-            "without noise warm-up; print accuracy, calibration and OOD metrics "
-            "(median and spread over seeds, paired Wilcoxon p-values) and write "
-            "reliability diagrams and a markdown report. Finished runs are kept "
-            "in the cache folder: a rerun trains only what is missing."
+            "Train the model built by --model on the data of --data from the same "
+            "initial weights with and without noise warm-up, for every seed; "
+            "print accuracy, calibration and OOD metrics (median and spread over "
+            "seeds, paired Wilcoxon p-values) and write a markdown report."
         ),
     )
-    compare.add_argument("--dataset", default="cifar10", choices=IN_DISTRIBUTION)
-    _add_ood(compare)
-    compare.add_argument("--architecture", default="mlp", choices=("mlp", "cnn"))
-    compare.add_argument("--depth", type=int, default=6,
-                         help="layers with weights, the output layer included (default 6)")
-    compare.add_argument("--width", type=int, default=256,
-                         help="units per hidden layer (MLP) or first-block channels (CNN)")
-    compare.add_argument("--train-size", type=int, default=4000)
-    compare.add_argument("--test-size", type=int, default=10000)
-    compare.add_argument("--epochs", type=int, default=30)
-    compare.add_argument("--batch-size", type=int, default=128)
-    compare.add_argument("--learning-rate", type=float, default=1e-4)
-    compare.add_argument("--seeds", type=_seeds, default=tuple(range(10)),
-                         help="number of seeds (10 means 0..9) or a list like 0,3,7")
-    compare.add_argument("--warmup-examples", type=int, default=320_000)
-    compare.add_argument("--warmup-learning-rate", type=float, default=1e-4)
-    _add_common(compare, "outputs/compare")
-    compare.add_argument("--quick", action="store_true",
-                         help="tiny sizes (3 seeds, 500 images, 3 epochs): a smoke run")
-
-    reproduce = commands.add_parser(
-        "reproduce",
-        help="reproduce the paper's figures (fig1 ... fig5, backends, all)",
-        description=(
-            "Reproduce the paper's experiments: fig1 (ECE over depth and data "
-            "size), fig2 (test loss, reliability and ECE with vs without warm-up, "
-            "and the depth x data-size grid), fig3 (2-D toy model), fig4 "
-            "(epoch- and accuracy-matched ECE, trajectories), fig5 (OOD "
-            "confidence and AUROC), backends (the main comparison under "
-            "TensorFlow, JAX and PyTorch); all = fig1..fig5. Each writes PNGs "
-            "and a markdown section; RESULTS.md collects them. Finished runs are "
-            "reused."
-        ),
-    )
-    reproduce.add_argument("targets", nargs="+", choices=REPRODUCE_TARGETS, metavar="target",
-                           help=f"one or more of {', '.join(REPRODUCE_TARGETS)}")
-    reproduce.add_argument("--seeds", type=_seeds,
-                           help="seeds instead of each target's default (a count or a list)")
-    _add_ood(reproduce)
-    _add_common(reproduce, "outputs/reproduce")
-    reproduce.add_argument("--quick", action="store_true",
-                           help="tiny sizes: every target in a few minutes on 2 CPU cores")
+    compare.add_argument("--model", required=True, metavar="MODULE:FUNCTION",
+                         help="function returning a new compiled classifier")
+    compare.add_argument("--data", required=True, metavar="MODULE:FUNCTION",
+                         help="function returning ((x_train, y_train), (x_val, y_val)[, x_ood])")
+    compare.add_argument("--seeds", type=_seeds, default=(0, 1, 2, 3, 4),
+                         help="number of seeds (5 means 0..4) or a list like 0,3,7")
+    compare.add_argument("--epochs", type=_positive_int, default=10)
+    compare.add_argument("--batch-size", type=_positive_int, default=128)
+    compare.add_argument("--warmup-steps", type=_positive_int, help="warm-up steps (default: the package default)")
+    compare.add_argument("--warmup-learning-rate", type=float, help="warm-up learning rate")
+    compare.add_argument("--output", default="warmup_comparison",
+                         help="folder of the runs and the report (default warmup_comparison)")
+    compare.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
-
-
-def _add_ood(parser):
-    parser.add_argument(
-        "--ood", default="mnist", choices=OUT_OF_DISTRIBUTION,
-        help="out-of-distribution set (default mnist; the paper's svhn needs "
-             "test_32x32.mat in the data folder's svhn/)",
-    )
-
-
-def _add_common(parser, output):
-    parser.add_argument("--backend", choices=BACKENDS,
-                        help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
-    parser.add_argument("--data-dir", help="folder with local dataset copies "
-                        "(cifar10-subset/, mnist/, fashion-mnist/, svhn/)")
-    parser.add_argument("--output", default=output, help=f"results folder (default {output})")
-    parser.add_argument("--cache", help="folder of finished runs (default: OUTPUT/runs)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if args.backend and args.backend != os.environ.get("KERAS_BACKEND", "tensorflow"):
-        # The backend is fixed when keras is imported: start again with it set.
-        environment = dict(os.environ, KERAS_BACKEND=args.backend)
-        return subprocess.call(
-            [sys.executable, "-m", "keras_noisewarm", *argv], env=environment
-        )
-    # Figures are written to files; no display is needed.
     os.environ.setdefault("MPLBACKEND", "Agg")
     import keras
 
-    # The exact command, backend included, for the reports.
-    command = "keras-noisewarm " + " ".join(shlex.quote(arg) for arg in argv)
-    if not args.backend:
-        command = f"KERAS_BACKEND={keras.backend.backend()} {command}"
-    if args.command == "compare":
-        return run_compare(args, command)
-    return run_reproduce(args, command)
+    import keras_noisewarm
 
-
-def run_compare(args, command):
-    from keras_noisewarm.experiments import compare
-    from keras_noisewarm.experiments import report
-    from keras_noisewarm.experiments import runs
-
-    spec = runs.RunSpec(
-        dataset=args.dataset, ood=args.ood, architecture=args.architecture,
-        train_size=args.train_size, test_size=args.test_size, depth=args.depth,
-        width=args.width, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, warmup_examples=args.warmup_examples,
-        warmup_learning_rate=args.warmup_learning_rate,
+    build_model = load_function(args.model)
+    loaded = load_function(args.data)()
+    if not isinstance(loaded, (tuple, list)) or len(loaded) not in (2, 3):
+        raise SystemExit(
+            f"{args.data} must return ((x_train, y_train), (x_val, y_val)) or "
+            "((x_train, y_train), (x_val, y_val), x_ood)."
+        )
+    train, held_out = loaded[0], loaded[1]
+    ood = loaded[2] if len(loaded) == 3 else None
+    warmup = {}
+    if args.warmup_steps:
+        warmup["steps"] = args.warmup_steps
+    if args.warmup_learning_rate:
+        warmup["learning_rate"] = args.warmup_learning_rate
+    command = f"KERAS_BACKEND={keras.backend.backend()} keras-noisewarm " + " ".join(
+        shlex.quote(arg) for arg in argv
     )
-    seeds = args.seeds
-    if args.quick:
-        spec = dataclasses.replace(spec, **runs.QUICK_SIZES)
-        seeds = seeds[:3]
-    for name in ("depth", "width", "train_size", "test_size", "epochs", "batch_size",
-                 "warmup_examples"):
-        if getattr(spec, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be positive.")
-    output = pathlib.Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    store = runs.RunStore(args.cache or output / "runs")
-    print(f"{command}\n{len(seeds)} seeds x 2 arms -> {output}")
-    results = compare.run_comparison(spec, seeds, store, data_dir=args.data_dir,
-                                     verbose=0 if args.quiet else 1)
-    rows = report.comparison_rows(results)
-    print()
-    print(report.format_table(rows))
-    figures = compare.save_reliability_diagrams(store, spec, seeds[0], output)
-    (output / "report.md").write_text(
-        report.markdown_report(rows, spec, seeds, command, results, figures)
-    )
-    print(f"\nReport and reliability diagrams in {output}/")
-    return 0
-
-
-def run_reproduce(args, command):
-    from keras_noisewarm.experiments import context as context_lib
-    from keras_noisewarm.experiments import reproduce
-
-    output = pathlib.Path(args.output)
-    context = context_lib.Context(
-        output=output,
-        cache=pathlib.Path(args.cache) if args.cache else output / "runs",
-        quick=args.quick,
-        seeds=args.seeds,
-        data_dir=args.data_dir,
-        ood=args.ood,
-        command=command,
+    print(command)
+    comparison = keras_noisewarm.compare_warmup(
+        build_model, train, held_out, ood_data=ood, seeds=args.seeds, warmup=warmup,
+        fit_kwargs={"epochs": args.epochs, "batch_size": args.batch_size},
+        directory=os.path.join(args.output, "runs"), key={"model": args.model, "data": args.data},
         verbose=0 if args.quiet else 1,
     )
-    names = []
-    for target in args.targets:
-        for name in reproduce.ALL if target == "all" else (target,):
-            if name not in names:
-                names.append(name)
-    path = reproduce.reproduce(names, context)
-    print(f"\nFigures in {output / 'figures'}/, report: {path}")
+    print()
+    print(comparison.table())
+    path = comparison.save_report(args.output, lines=[f"Command: `{command}`"])
+    print(f"\nReport and reliability diagrams: {path}")
     return 0
+
+
+def load_function(spec):
+    """The function named by `"package.module:function"`."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise SystemExit(f"Expected MODULE:FUNCTION, got {spec!r}.")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise SystemExit(f"Cannot import {module_name!r}: {error}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise SystemExit(f"{module_name} has no function {function_name!r}.")
+    return function
 
 
 def _seeds(text):
@@ -185,6 +111,13 @@ def _seeds(text):
     if count < 1:
         raise argparse.ArgumentTypeError("need at least one seed")
     return tuple(range(count))
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
 
 
 if __name__ == "__main__":

@@ -8,10 +8,16 @@ chance. `noise_confidence` measures the two, in inference mode.
 import dataclasses
 import math
 
+import keras
 import numpy as np
 
-from keras_noisewarm import classifier
-from keras_noisewarm import noise
+from keras_noisewarm import inspection
+from keras_noisewarm import noise as noise_lib
+from keras_noisewarm import outputs as outputs_lib
+from keras_noisewarm import shapes as shapes_lib
+from keras_noisewarm import tasks as tasks_lib
+from keras_noisewarm import validation
+from keras_noisewarm.noise import stream as stream_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,25 +51,31 @@ def noise_confidence(
     model,
     num_examples=4096,
     batch_size=256,
-    distribution="gaussian",
-    mean=0.0,
-    std=1.0,
+    noise=None,
     from_logits=None,
     input_shape=None,
     seed=12345,
+    output=None,
+    distribution=None,
+    mean=None,
+    std=None,
 ):
     """Measures a classifier's confidence and class bias on fresh noise.
 
     Args:
-        model: A Keras classifier.
+        model: A Keras classifier (one input or several).
         num_examples: Number of noise examples to evaluate.
         batch_size: Batch size of the predictions.
-        distribution: `"gaussian"` or `"uniform"`, see `noise_dataset`.
-        mean: Mean of the noise.
-        std: Standard deviation of the noise.
+        noise: The noise family (or one per input), as for `warmup`; `None`
+            gives each input its default (see `NoiseWarmup`).
         from_logits: Whether the model outputs logits; `None` detects it.
         input_shape: Shape of one example; `None` reads `model.inputs`.
         seed: Seed of the noise, distinct from the warm-up's default stream.
+        output: For a model with several outputs, the index (or name) of
+            the classification output to measure.
+        distribution: Deprecated, use `noise=`.
+        mean: Deprecated, use `noise=`.
+        std: Deprecated, use `noise=`.
 
     Returns:
         A `NoiseConfidence`. For a per-pixel head every position counts as one
@@ -76,31 +88,53 @@ def noise_confidence(
     >>> round(result.chance, 3)
     0.333
     """
-    noise._check_positive_int("num_examples", num_examples)
-    noise._check_positive_int("batch_size", batch_size)
-    spec = classifier.inspect_classifier(
-        model, input_shape=input_shape, from_logits=from_logits
+    validation.check_int("num_examples", num_examples)
+    validation.check_int("batch_size", batch_size)
+    if (distribution, mean, std) != (None, None, None):
+        if noise is not None:
+            raise ValueError("Give `noise=` or the older `distribution`, `mean` and `std`, not both.")
+        noise = stream_lib.legacy_family(distribution, mean, std)
+    spec = inspection.inspect_model(model, input_shape=input_shape, from_logits=from_logits, noise=noise)
+    index = _output_index(spec, output, model)
+    task = spec.tasks[index]
+    if not isinstance(task, (tasks_lib.Classification, tasks_lib.Binary)):
+        raise ValueError(
+            f"noise_confidence measures a classifier; output {index} of model "
+            f"{model.name!r} is a {task.name} output."
+        )
+    leaves, pack = shapes_lib.flatten(spec.input_shape)
+    stream = noise_lib.noise_dataset(
+        spec.input_shape, num_classes=2, batch_size=batch_size,
+        noise=pack(list(spec.families)) if len(leaves) > 1 else spec.families[0],
+        seed=seed, dtype=pack(list(spec.input_dtypes)) if len(leaves) > 1 else spec.input_dtypes[0],
     )
-    stream = noise.noise_dataset(
-        spec.input_shape,
-        spec.num_classes,
-        batch_size=batch_size,
-        distribution=distribution,
-        mean=mean,
-        std=std,
-        seed=seed,
-        dtype=spec.input_dtype,
-    )
-    inputs_only = stream.map(lambda inputs, labels: inputs).take(
+    # A one-element tuple: `predict` would read a tuple of several inputs
+    # as (x, y).
+    inputs_only = stream.map(lambda inputs, labels: (inputs,)).take(
         math.ceil(num_examples / batch_size)
     )
-    outputs = model.predict(inputs_only, verbose=0)[:num_examples]
-    probabilities = classifier.class_probabilities(outputs, spec)
-    probabilities = probabilities.reshape(-1, spec.num_classes)
+    predictions = model.predict(inputs_only, verbose=0)
+    predictions = keras.tree.flatten(predictions)[index][:num_examples]
+    probabilities = outputs_lib.probabilities_of(predictions, task.from_logits)
+    num_classes = probabilities.shape[-1]
+    probabilities = probabilities.reshape(-1, num_classes)
     predicted = probabilities.argmax(axis=-1)
     return NoiseConfidence(
         mean_confidence=float(probabilities.max(axis=-1).mean()),
-        class_frequencies=np.bincount(predicted, minlength=spec.num_classes)
-        / len(predicted),
-        chance=1.0 / spec.num_classes,
+        class_frequencies=np.bincount(predicted, minlength=num_classes) / len(predicted),
+        chance=1.0 / num_classes,
     )
+
+
+def _output_index(spec, output, model):
+    if output is None:
+        if not spec.single_output:
+            raise ValueError(
+                f"Model {model.name!r} has {len(spec.tasks)} outputs: pass output= "
+                "(an index) to say which classifier to measure."
+            )
+        return 0
+    output = validation.check_int("output", output, minimum=0)
+    if output >= len(spec.tasks):
+        raise ValueError(f"output={output}, but the model has {len(spec.tasks)} outputs.")
+    return output

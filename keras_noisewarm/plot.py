@@ -1,9 +1,11 @@
-"""Reliability diagrams and confidence histograms (matplotlib).
+"""Figures: reliability diagrams, confidence histograms, training trajectories.
 
-Both figures are drawn from the state of a calibration metric, so the
-picture and the number in its legend always agree: pass a metric that has
-seen predictions, or arrays, which fill a fresh `ExpectedCalibrationError`.
-matplotlib is imported when a figure is drawn, not with the package.
+The calibration figures are drawn from the state of a calibration metric, so
+the picture and the number in its legend always agree: pass a metric that
+has seen predictions, or arrays, which fill a fresh `ExpectedCalibrationError`.
+
+matplotlib is an optional dependency (`pip install keras-noisewarm[plot]`):
+it is imported when a figure is drawn, never with the package.
 """
 
 import numpy as np
@@ -26,7 +28,7 @@ def _filled_metric(metric, y_true, y_pred, sample_weight, metric_kwargs):
                 "Pass either `metric` or `y_true` and `y_pred` (with metric "
                 "options), not both."
             )
-        if not isinstance(metric, calibration._TopLabelCalibrationError):
+        if not isinstance(metric, tuple(_DISPLAY_NAMES)):
             raise TypeError(
                 "`metric` must be an ExpectedCalibrationError, "
                 "MaximumCalibrationError, AdaptiveCalibrationError or "
@@ -49,8 +51,26 @@ def _metric_label(metric):
     return f"{name} = {float(metric.result()):.4f}"
 
 
+def pyplot():
+    """`matplotlib.pyplot`, or an `ImportError` that says how to install it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError(
+            "keras_noisewarm.plot draws with matplotlib, which is not installed: "
+            "pip install 'keras-noisewarm[plot]' (or pip install matplotlib)."
+        ) from error
+    return plt
+
+
+def save_figure(figure, path, dpi=100):
+    """Saves a matplotlib figure (PNG by its file name) and closes it."""
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)
+
+
 def _new_axes(ax, figsize):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if ax is not None:
         return ax.figure, ax
@@ -228,4 +248,49 @@ def confidence_histogram(
     ax.set_xlabel("Confidence")
     ax.set_ylabel("Share of predictions")
     ax.set_title(f"{title} ({total:.0f} predictions)")
+    return figure
+
+
+def trajectory_plot(accuracy, confidence, title=None):
+    """Draws mean confidence against accuracy, one point per epoch.
+
+    A calibrated run moves along the diagonal; points above it are epochs in
+    which the model was more confident than accurate (Fig. 4d-f of Cheon &
+    Paik, 2026, draws training runs this way).
+
+    Args:
+        accuracy: Accuracy after each epoch.
+        confidence: Mean top-label confidence after each epoch.
+        title: Title of the axes.
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    accuracy = np.asarray(accuracy, dtype="float64")
+    confidence = np.asarray(confidence, dtype="float64")
+    epochs = np.arange(1, len(accuracy) + 1)
+    figure, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="confidence = accuracy")
+    ax.plot(accuracy, confidence, "-", color="black", linewidth=0.8, zorder=2)
+    points = ax.scatter(accuracy, confidence, c=epochs, cmap="viridis", s=30, zorder=3)
+    # The first epoch labelled below right of its point, the last above left.
+    for index, offset, align in ((0, (6, -12), "left"), (-1, (-6, 6), "right")):
+        ax.annotate(
+            f"epoch {epochs[index]}", (accuracy[index], confidence[index]),
+            textcoords="offset points", xytext=offset, ha=align, fontsize=8,
+        )
+    colorbar = figure.colorbar(points, ax=ax, label="epoch", shrink=0.8)
+    colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.text(0.04, 0.93, "overconfident", transform=ax.transAxes, fontsize=8, color="gray")
+    ax.text(0.65, 0.05, "underconfident", transform=ax.transAxes, fontsize=8, color="gray")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Accuracy")
+    ax.set_ylabel("Mean confidence")
+    ax.set_title(title or "Confidence vs accuracy during training")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, 0.9), fontsize=8)
     return figure

@@ -2,8 +2,13 @@
 pytest starts (scripts/test.sh runs one pytest process per backend)."""
 
 import os
+import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The loaders read local copies of the datasets from here (no downloads).
+_SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if _SHARED_DATA.is_dir():
+    os.environ.setdefault("KERAS_NOISEWARM_DATA", str(_SHARED_DATA))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

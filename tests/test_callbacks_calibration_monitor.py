@@ -371,10 +371,12 @@ def test_prefix_keeps_keras_validation_values_apart(logged_run):
         np.testing.assert_allclose(history[f"heldout_{name}"], history[f"val_{name}"], rtol=1e-6)
 
 
-class NoInputShape(keras.Model):
+class UnitIntervalHead(keras.Model):
+    """Outputs in [0, 1] that do not sum to one: neither logits nor probabilities."""
+
     def __init__(self):
         super().__init__()
-        self.head = keras.layers.Dense(NUM_CLASSES)
+        self.head = keras.layers.Dense(NUM_CLASSES, activation="hard_sigmoid")
 
     def call(self, inputs):
         return self.head(inputs)
@@ -390,7 +392,7 @@ class NoInputShape(keras.Model):
         (dict(reliability_freq=-1), "reliability_freq"),
         (dict(from_logits="yes"), "from_logits"),
         (dict(prefix=None), "prefix"),
-        (dict(model=NoInputShape()), "from_logits=True"),
+        (dict(model=UnitIntervalHead()), "from_logits=True"),
     ],
 )
 def test_invalid_arguments_raise_before_any_training_step(kwargs, message):

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+import local_data
+
 from keras_noisewarm import conformal
 from keras_noisewarm import datasets
 from keras_noisewarm import ood
@@ -22,7 +24,7 @@ Z_CRITICAL = 3.29
 @pytest.fixture(scope="module")
 def mnist_test_logits():
     """Logits on the 10,000 MNIST test images of an MLP trained on 3,000 others."""
-    path = datasets.find_local_copy("mnist")
+    path = local_data.local_copy("mnist")
     if path is None:
         pytest.skip("no local copy of MNIST (shared/data/mnist or $KERAS_NOISEWARM_DATA)")
     keras.utils.set_random_seed(0)
@@ -314,13 +316,15 @@ def test_ood_threshold_layer_accepts_at_or_above_the_fitted_threshold():
     # ceil(100 * 0.9) = 90th largest of 99 distinct maxima.
     expected_threshold = np.sort(logits.max(axis=1))[::-1][89]
     assert float(_to_numpy(layer.threshold)) == pytest.approx(expected_threshold)
-    accepted = _to_numpy(layer(logits))
-    np.testing.assert_array_equal(accepted, logits.max(axis=1) >= expected_threshold)
-    assert accepted.sum() == 90
+    unknown = _to_numpy(layer(logits))
+    np.testing.assert_array_equal(unknown, logits.max(axis=1) < expected_threshold)
+    assert (~unknown).sum() == 90
 
 
 def test_ood_threshold_layer_rejects_logit_scores_of_probabilities():
-    layer = ood.OODThreshold(score="energy", from_logits=False)
+    with pytest.raises(ValueError, match="needs logits"):
+        ood.OODThreshold(score="energy", from_logits=False)
+    layer = ood.OODThreshold(score="energy")
     with pytest.raises(ValueError, match="needs logits"):
         layer.fit(np.full((4, 2), 0.5, dtype="float32"))
 

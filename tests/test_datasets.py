@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+
+import local_data
+from datafiles import write_tiny_datasets
 from datafiles import write_cifar_batch
 from datafiles import write_idx
 
@@ -60,14 +63,23 @@ def test_truncated_idx_file_is_rejected(tmp_path):
         datasets.idx.read_idx(path)
 
 
-def test_find_local_copy_prefers_the_environment_variable(tmp_path, monkeypatch):
-    (tmp_path / "mnist").mkdir()
+def test_loaders_without_a_path_read_the_environment_variable_folder(tmp_path, monkeypatch):
+    write_tiny_datasets(tmp_path, num_train=30, num_test=20)
     monkeypatch.setenv("KERAS_NOISEWARM_DATA", str(tmp_path))
-    assert datasets.find_local_copy("mnist") == tmp_path / "mnist"
+    (x_train, _), (x_test, _) = datasets.load_cifar10()
+    assert x_train.shape == (30, 32, 32, 3) and x_test.shape == (20, 32, 32, 3)
+    (x_train, _), _ = datasets.load_mnist()
+    assert x_train.shape == (30, 28, 28)
+
+
+def test_a_set_variable_without_the_dataset_is_an_error_not_a_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_NOISEWARM_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no mnist/ folder"):
+        datasets.load_mnist()
 
 
 def test_shared_cifar10_copy_loads_when_present():
-    folder = datasets.find_local_copy("cifar10-subset")
+    folder = local_data.local_copy("cifar10-subset")
     if folder is None:
         pytest.skip("no local CIFAR-10 copy on this machine")
     (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(folder)

@@ -8,6 +8,8 @@ import sys
 import keras
 import pytest
 
+import local_data
+
 from keras_noisewarm import datasets
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
@@ -22,7 +24,7 @@ def run_example(name, *args):
 
 
 def test_quickstart_compares_warmup_with_none_and_prints_confidence():
-    if datasets.find_local_copy("cifar10-subset") is None:
+    if local_data.local_copy("cifar10-subset") is None:
         pytest.skip("no local CIFAR-10 copy, and this machine cannot download")
     result = run_example("quickstart.py", "--quick")
     assert result.returncode == 0, result.stderr[-3000:]

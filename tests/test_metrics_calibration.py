@@ -637,7 +637,7 @@ def test_shape_mismatch_is_rejected_with_a_hint_for_one_hot_labels():
 
 def test_probabilities_that_do_not_sum_to_one_suggest_from_logits():
     with pytest.raises(ValueError, match=r"row 1 of y_pred sum to 3.*from_logits=True"):
-        ExpectedCalibrationError().update_state([0, 1], [[0.2, 0.8], [1.0, 2.0]])
+        ExpectedCalibrationError(from_logits=False).update_state([0, 1], [[0.2, 0.8], [1.0, 2.0]])
     with pytest.raises(ValueError, match=r"outside \[0, 1\].*from_logits=True"):
         ExpectedCalibrationError().update_state([0, 1], sigmoid_column([0.2, 2.5]))
 

@@ -104,6 +104,6 @@ def test_invalid_inputs_are_rejected_like_the_calibration_metrics():
     with pytest.raises(ValueError, match="label 4"):
         NegativeLogLikelihood().update_state([0, 4], [[0.5, 0.5]] * 2)
     with pytest.raises(ValueError, match="from_logits=True"):
-        BrierScore().update_state([0, 1], [[2.0, 1.0]] * 2)
+        BrierScore(from_logits=False).update_state([0, 1], [[2.0, 1.0]] * 2)
     with pytest.raises(ValueError, match="NaN or Inf"):
         BrierScore(from_logits=True).update_state([0, 1], [[np.nan, 1.0]] * 2)

@@ -3,6 +3,7 @@ with the metric's numbers, and matplotlib is only imported when drawing."""
 
 import ast
 import pathlib
+import sys
 
 import matplotlib
 
@@ -120,20 +121,32 @@ def test_wrong_sources_are_rejected():
         plot.reliability_diagram(metric=ClasswiseCalibrationError(10))
 
 
-def test_plot_module_imports_matplotlib_only_inside_functions():
+def test_no_library_module_imports_matplotlib_at_import_time():
     # Checked on the source: `import keras` itself (keras.src.visualization)
     # already imports matplotlib when it is installed, so sys.modules cannot
-    # tell whether our module does.
-    tree = ast.parse(pathlib.Path(plot.__file__).read_text())
-    top_level_imports = [
-        alias.name if isinstance(node, ast.Import) else node.module
-        for node in tree.body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    ]
-    assert top_level_imports, "the check must see the module's imports"
-    assert not [name for name in top_level_imports if name.startswith("matplotlib")]
-    assert "import matplotlib.pyplot as plt" in ast.get_source_segment(
+    # tell whether our modules do.
+    package = pathlib.Path(plot.__file__).parent
+    checked = 0
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level_imports = [
+            alias.name if isinstance(node, ast.Import) else node.module
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ]
+        checked += len(top_level_imports)
+        assert not [name for name in top_level_imports if name and name.startswith("matplotlib")], path
+    assert checked > 100, "the check must see the modules' imports"
+    pyplot_source = ast.get_source_segment(
         pathlib.Path(plot.__file__).read_text(),
-        next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "_new_axes"),
+        next(node for node in ast.parse(pathlib.Path(plot.__file__).read_text()).body
+             if isinstance(node, ast.FunctionDef) and node.name == "pyplot"),
     )
+    assert "import matplotlib.pyplot as plt" in pyplot_source
+
+
+def test_drawing_without_matplotlib_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"keras-noisewarm\[plot\]"):
+        plot.reliability_diagram([0, 1], [[0.9, 0.1], [0.2, 0.8]])

@@ -307,7 +307,7 @@ def test_per_pixel_head_gets_per_pixel_noise_labels():
     model = keras.Sequential(
         [keras.Input((8, 8, 3)), keras.layers.Conv2D(5, 1)]
     )
-    spec = keras_noisewarm.classifier.inspect_classifier(model)
+    spec = keras_noisewarm.inspection.inspect_model(model)
     assert spec.label_shape == (8, 8)
     history = warmup(model, num_classes=5, steps=5, seed=0, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -332,7 +332,7 @@ def test_subclassed_model_needs_and_accepts_input_shape():
 
 
 def test_detects_logits_and_probabilities():
-    inspect = keras_noisewarm.classifier.inspect_classifier
+    inspect = keras_noisewarm.inspection.inspect_model
     assert inspect(deep_mlp(depth=2)).from_logits is True
     assert inspect(deep_mlp(depth=2, softmax=True)).from_logits is False
     sigmoid = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
@@ -354,19 +354,19 @@ def test_output_width_mismatch_raises_before_training():
     assert "num_classes=10" in message and "outputs 10 values" in message
 
 
-def test_multi_output_model_raises_before_training():
+def test_multi_output_model_with_one_task_for_all_outputs_raises_before_training():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, [keras.layers.Dense(3)(inputs), keras.layers.Dense(3)(inputs)])
-    message = unchanged_after_error(model, num_classes=3, steps=3)
-    assert "2 outputs" in message and "model.outputs[0]" in message
+    message = unchanged_after_error(model, task="classification", steps=3)
+    assert "2 outputs" in message and "one task per output" in message
 
 
-def test_integer_inputs_raise_before_training():
-    tokens = keras.Input((6,), dtype="int32")
-    embedded = keras.layers.Embedding(20, 4)(tokens)
-    model = keras.Model(tokens, keras.layers.Dense(3)(keras.layers.Flatten()(embedded)))
+def test_integer_inputs_without_a_known_vocabulary_raise_before_training():
+    codes = keras.Input((6,), dtype="int32")
+    as_float = keras.layers.Lambda(lambda x: keras.ops.cast(x, "float32"))(codes)
+    model = keras.Model(codes, keras.layers.Dense(3)(as_float))
     message = unchanged_after_error(model, num_classes=3, steps=3)
-    assert "int32" in message
+    assert "int32" in message and "Tokens(vocabulary_size)" in message
 
 
 def test_unknown_input_dimension_raises_with_how_to_pass_the_shape():

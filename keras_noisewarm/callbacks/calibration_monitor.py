@@ -7,11 +7,14 @@ import keras
 import numpy as np
 
 from keras_noisewarm import backend
-from keras_noisewarm import classifier
+from keras_noisewarm import outputs as outputs_lib
+from keras_noisewarm import inspection
 from keras_noisewarm import metrics as metrics_lib
-from keras_noisewarm.callbacks import _trajectory
+from keras_noisewarm import validation
+from keras_noisewarm.metrics import calibration as calibration_metrics
 from keras_noisewarm.ood import metrics as ood_metrics
 from keras_noisewarm.ood import scores as ood_scores
+from keras_noisewarm.shared_layers import SharedLayersModel
 
 TRAJECTORY_FILENAME = "calibration_trajectory.png"
 RELIABILITY_FILENAME = "reliability_epoch_{epoch:03d}.png"
@@ -33,8 +36,8 @@ class CalibrationMonitor(keras.callbacks.Callback):
 
     and, given `ood_data`, `ood_confidence` (the mean confidence on the
     out-of-distribution inputs) and `ood_auroc` (AUROC of telling the
-    validation inputs from the out-of-distribution ones by their maximum
-    softmax probability). Callbacks listed after the monitor, and the
+    validation inputs from the out-of-distribution ones by the OOD score
+    `ood_score`, the maximum softmax probability by default). Callbacks listed after the monitor, and the
     `History`, progress bar, `CSVLogger` and `TensorBoard`, see these values:
     put the monitor before `EarlyStopping` or `ModelCheckpoint`, and give
     those `mode="min"` (or `"max"` for accuracy and AUROC), since the values
@@ -64,12 +67,15 @@ class CalibrationMonitor(keras.callbacks.Callback):
         num_bins: Number of equal-width confidence bins of the ECE and MCE.
         from_logits: Whether the model outputs logits; `None` detects it
             when training begins with one forward pass on noise (see
-            `keras_noisewarm.classifier.inspect_classifier`).
+            `keras_noisewarm.inspection.inspect_model`).
         sparse_y_true: Whether the labels are integers (default) or one-hot.
         prefix: Put in front of every name written into `logs`.
         plot_dir: Directory to save the figures in; `None` saves none.
         reliability_freq: Save a reliability diagram every this many epochs
             (0: none; only with `plot_dir`).
+        ood_score: The score of `ood_auroc`: a registered name
+            (`keras_noisewarm.ood.score_names()`) or a scorer computed from
+            outputs (not ODIN). Default `"msp"`.
 
     Attributes:
         trajectory: Per-epoch `"epoch"`, `"accuracy"` and `"confidence"`
@@ -98,14 +104,27 @@ class CalibrationMonitor(keras.callbacks.Callback):
         ood_data=None,
         batch_size=256,
         steps=None,
-        num_bins=metrics_lib.calibration.DEFAULT_NUM_BINS,
+        num_bins=calibration_metrics.DEFAULT_NUM_BINS,
         from_logits=None,
         sparse_y_true=True,
         prefix="val_",
         plot_dir=None,
         reliability_freq=1,
+        ood_score="msp",
     ):
         super().__init__()
+        _check_arguments(
+            validation_data, batch_size, steps, num_bins, from_logits, sparse_y_true,
+            prefix, reliability_freq,
+        )
+        self.ood_scorer = ood_scores.get(ood_score, from_logits=from_logits)
+        if not isinstance(self.ood_scorer, ood_scores.OutputScore):
+            raise ValueError(
+                f"The monitor scores the model's outputs; {self.ood_scorer.key!r} "
+                "needs input gradients. Use one of "
+                f"{[n for n in ood_scores.score_names() if n != 'odin']}."
+            )
+        self.ood_score = ood_score
         self.validation_data = validation_data
         self.ood_data = ood_data
         self.batch_size = batch_size
@@ -122,8 +141,6 @@ class CalibrationMonitor(keras.callbacks.Callback):
         self._ood_dataset = None
 
     def on_train_begin(self, logs=None):
-        # Everything that can be wrong is found here, before the first step.
-        self._check_arguments()
         from_logits = self.from_logits
         if from_logits is None:
             from_logits = self._detect_from_logits()
@@ -144,7 +161,7 @@ class CalibrationMonitor(keras.callbacks.Callback):
                 from_logits=from_logits, sparse_y_true=self.sparse_y_true
             ),
         }
-        self._evaluator = _Evaluator(self.model)
+        self._evaluator = _MetricsOnlyModel(self.model, name=f"{self.model.name}_calibration_monitor")
         # Weighted, so that `(x, y, sample_weight)` weighs the predictions.
         self._evaluator.compile(weighted_metrics=list(self._metrics.values()))
         # Built once per fit rather than by every epoch's evaluate() and
@@ -195,9 +212,11 @@ class CalibrationMonitor(keras.callbacks.Callback):
         results["accuracy"] = _total(self._ece.bin_correct_sums) / count
         results["confidence"] = _total(self._ece.bin_confidence_sums) / count
         if self.ood_data is not None:
-            id_scores = self._confidences(inputs, self._evaluation_dataset)
-            ood_scores_ = self._confidences(self.ood_data, self._ood_dataset)
-            results["ood_confidence"] = float(np.mean(ood_scores_))
+            _, id_scores = self._confidences_and_scores(inputs, self._evaluation_dataset)
+            ood_confidences, ood_scores_ = self._confidences_and_scores(
+                self.ood_data, self._ood_dataset
+            )
+            results["ood_confidence"] = float(np.mean(ood_confidences))
             results["ood_auroc"] = ood_metrics.auroc(id_scores, ood_scores_)
         return results
 
@@ -226,10 +245,12 @@ class CalibrationMonitor(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.plot_dir is None or not self.trajectory["epoch"]:
             return
-        figure = _trajectory.trajectory_plot(
+        from keras_noisewarm import plot
+
+        figure = plot.trajectory_plot(
             self.trajectory["accuracy"], self.trajectory["confidence"]
         )
-        _save(figure, os.path.join(self.plot_dir, TRAJECTORY_FILENAME))
+        plot.save_figure(figure, os.path.join(self.plot_dir, TRAJECTORY_FILENAME))
 
     def _save_reliability_diagram(self, epoch):
         from keras_noisewarm import plot
@@ -240,15 +261,15 @@ class CalibrationMonitor(keras.callbacks.Callback):
         path = os.path.join(
             self.plot_dir, RELIABILITY_FILENAME.format(epoch=epoch + 1)
         )
-        _save(figure, path)
+        plot.save_figure(figure, path)
 
     def _unpacked_validation_data(self):
         if isinstance(self.validation_data, (tuple, list)):
             return keras.utils.unpack_x_y_sample_weight(tuple(self.validation_data))
         return self.validation_data, None, None
 
-    def _confidences(self, data, dataset=None):
-        """Maximum softmax probability of each prediction, as NumPy.
+    def _outputs(self, data, dataset=None):
+        """The model's outputs on `data` as a NumPy `(N, K)` array.
 
         `dataset`, if not `None`, holds the same inputs as `data`, batched.
         """
@@ -259,21 +280,23 @@ class CalibrationMonitor(keras.callbacks.Callback):
                 data, batch_size=self.batch_size, steps=self.steps, verbose=0
             )
         outputs = np.asarray(outputs, dtype="float32")
-        outputs = outputs.reshape(-1, outputs.shape[-1])
+        return outputs.reshape(-1, outputs.shape[-1])
+
+    def _confidences_and_scores(self, data, dataset=None):
+        """Top-label confidence and OOD score of each prediction, as NumPy."""
+        outputs = self._outputs(data, dataset)
+        probabilities = outputs_lib.probabilities_of(outputs, self._from_logits)
         if outputs.shape[-1] == 1:
-            positive = outputs[:, 0]
-            if self._from_logits:
-                positive = 1.0 / (1.0 + np.exp(-positive))
-            return np.maximum(positive, 1.0 - positive)
-        if not self._from_logits:
-            return outputs.max(axis=-1)
-        return keras.ops.convert_to_numpy(
-            ood_scores.max_softmax_probability(outputs)
-        )
+            scores = probabilities.max(axis=-1)
+        else:
+            scores = keras.ops.convert_to_numpy(
+                self.ood_scorer.score_outputs(outputs, from_logits=self._from_logits)
+            )
+        return probabilities.max(axis=-1), np.asarray(scores, dtype="float64")
 
     def _detect_from_logits(self):
         try:
-            return classifier.inspect_classifier(self.model).from_logits
+            return inspection.inspect_model(self.model).from_logits
         except ValueError as error:
             raise ValueError(
                 "CalibrationMonitor could not tell whether the model outputs "
@@ -281,56 +304,12 @@ class CalibrationMonitor(keras.callbacks.Callback):
                 "from_logits=False to CalibrationMonitor."
             ) from error
 
-    def _check_arguments(self):
-        data = self.validation_data
-        if data is None:
-            raise ValueError("CalibrationMonitor needs validation_data.")
-        if isinstance(data, (tuple, list)) and len(data) not in (2, 3):
-            raise ValueError(
-                "validation_data must be a tuple (x, y) or (x, y, "
-                f"sample_weight); got a {type(data).__name__} of length "
-                f"{len(data)}."
-            )
-        for name in ("batch_size", "num_bins"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if self.steps is not None and (
-            isinstance(self.steps, bool) or not isinstance(self.steps, int)
-            or self.steps < 1
-        ):
-            raise ValueError(f"`steps` must be None or a positive integer, got {self.steps!r}.")
-        if (
-            isinstance(self.reliability_freq, bool)
-            or not isinstance(self.reliability_freq, int)
-            or self.reliability_freq < 0
-        ):
-            raise ValueError(
-                "`reliability_freq` must be a non-negative integer (0: no "
-                f"diagrams), got {self.reliability_freq!r}."
-            )
-        if not isinstance(self.prefix, str):
-            raise ValueError(f"`prefix` must be a string, got {self.prefix!r}.")
-        if self.from_logits not in (None, True, False):
-            raise ValueError(
-                f"`from_logits` must be True, False or None, got {self.from_logits!r}."
-            )
-
-
-class _Evaluator(keras.Model):
-    """Shares the layers of `model`; evaluates the monitor's metrics only.
+class _MetricsOnlyModel(SharedLayersModel):
+    """Shares the layers of the model; evaluates the monitor's metrics only.
 
     A model of its own, so that compiling it leaves the user's compiled
     loss, metrics and `evaluate` alone.
     """
-
-    def __init__(self, model):
-        super().__init__(name=f"{model.name}_calibration_monitor")
-        self.classifier = model
-        self.built = True
-
-    def call(self, inputs, training=None):
-        return self.classifier(inputs, training=training)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -340,12 +319,26 @@ class _Evaluator(keras.Model):
         return keras.ops.zeros(())
 
 
+def _check_arguments(
+    data, batch_size, steps, num_bins, from_logits, sparse_y_true, prefix, reliability_freq
+):
+    if data is None:
+        raise ValueError("CalibrationMonitor needs validation_data.")
+    if isinstance(data, (tuple, list)) and len(data) not in (2, 3):
+        raise ValueError(
+            "validation_data must be a tuple (x, y) or (x, y, "
+            f"sample_weight); got a {type(data).__name__} of length "
+            f"{len(data)}."
+        )
+    validation.check_int("batch_size", batch_size)
+    validation.check_int("num_bins", num_bins)
+    validation.check_optional_int("steps", steps)
+    validation.check_int("reliability_freq", reliability_freq, minimum=0)
+    validation.check_from_logits(from_logits)
+    validation.check_bool("sparse_y_true", sparse_y_true)
+    if not isinstance(prefix, str):
+        raise ValueError(f"`prefix` must be a string, got {prefix!r}.")
+
+
 def _total(variable):
     return float(np.sum(keras.ops.convert_to_numpy(variable.value), dtype="float64"))
-
-
-def _save(figure, path):
-    import matplotlib.pyplot as plt
-
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

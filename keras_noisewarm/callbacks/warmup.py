@@ -5,7 +5,7 @@ import weakref
 import keras
 from keras.src.utils import io_utils
 
-from keras_noisewarm.warmup import NoiseWarmup
+from keras_noisewarm.noise_warmup import NoiseWarmup
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
@@ -32,8 +32,8 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
             of the model's output.
         **kwargs: Any argument of `keras_noisewarm.NoiseWarmup`:
             `num_examples`, `steps`, `batch_size`, `optimizer`,
-            `learning_rate`, `distribution`, `mean`, `std`, `from_logits`,
-            `input_shape`, `seed`, `verbose`, `callbacks`. When `verbose` is
+            `learning_rate`, `noise`, `task`, `from_logits`, `input_shape`,
+            `seed`, `verbose`, `callbacks`, `noise_source`. When `verbose` is
             not given, the warm-up follows the `verbose` of the outer fit: a
             progress bar unless the fit is silent.
 
@@ -59,6 +59,8 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
 
     def __init__(self, num_classes=None, **kwargs):
         super().__init__()
+        # Built once here, so that arguments that cannot work fail now.
+        NoiseWarmup(num_classes=num_classes, **kwargs)
         self.num_classes = num_classes
         self.warmup_kwargs = kwargs
         self.warmup_history = None
@@ -90,16 +92,18 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
         return self._warmed_up_model is not None and self._warmed_up_model() is model
 
     def get_config(self):
-        # NoiseWarmup serialises an optimizer instance; keep only the
-        # arguments given here (the warm-up's own callbacks are not
-        # serialisable and are left out, as NoiseWarmup does).
+        # The arguments given here, serialised as NoiseWarmup serialises
+        # them (the older distribution/mean/std become `noise`); `verbose`
+        # only if given, since otherwise it follows the outer fit.
         given = NoiseWarmup(
             num_classes=self.num_classes, **self.warmup_kwargs
         ).get_config()
+        names = {
+            "noise" if name in ("distribution", "mean", "std") else name
+            for name in self.warmup_kwargs
+        }
         config = {"num_classes": self.num_classes}
-        config.update(
-            {name: given[name] for name in self.warmup_kwargs if name in given}
-        )
+        config.update({name: given[name] for name in sorted(names)})
         return config
 
     @classmethod

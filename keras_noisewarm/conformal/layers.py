@@ -11,13 +11,15 @@ import math
 
 import keras
 
-from keras_noisewarm.calibration import fitting
+from keras_noisewarm import fitted_layer
+from keras_noisewarm import outputs as outputs_lib
+from keras_noisewarm import validation
 from keras_noisewarm.conformal import quantile as conformal_quantiles
 from keras_noisewarm.conformal import scores
 from keras_noisewarm.conformal import sets as conformal_sets
 
 
-class _ConformalPredictionSets(keras.layers.Layer):
+class _ConformalPredictionSets(fitted_layer.FittedOutputLayer):
     """Base class: maps model outputs to conformal prediction sets.
 
     Subclasses say how classes are scored (`class_scores`); the base class
@@ -29,50 +31,31 @@ class _ConformalPredictionSets(keras.layers.Layer):
         alpha: Miscoverage level in `(0, 1)`: sets miss the true class of at
             most this share of inputs on average (default 0.1).
         from_logits: Whether the layer's inputs are logits (turned into
-            probabilities with softmax) or probabilities (default `True`).
+            probabilities with softmax) or probabilities; `None` (default)
+            detects it at `fit`.
         **kwargs: Standard `keras.layers.Layer` arguments.
     """
 
-    def __init__(self, alpha=0.1, from_logits=True, **kwargs):
-        super().__init__(**kwargs)
-        self.alpha = alpha
-        self.from_logits = from_logits
-
-    def build(self, input_shape):
-        self.quantile = self.add_weight(
-            name="quantile",
-            shape=(),
-            initializer=keras.initializers.Constant(math.inf),
-            trainable=False,
-        )
+    def __init__(self, alpha=0.1, from_logits=None, **kwargs):
+        super().__init__(from_logits=from_logits, **kwargs)
+        self.alpha = validation.check_fraction("alpha", alpha)
 
     def class_scores(self, probabilities):
         """Non-conformity scores of every class, shape `(N, K)`."""
         raise NotImplementedError
 
-    def fit(self, outputs, labels):
-        """Sets the quantile from a held-out calibration set.
+    def fitted_weights(self, input_shape):
+        return {"quantile": ((), math.inf)}
 
-        Args:
-            outputs: Model outputs on calibration inputs the model was not
-                trained on, shape `(N, K)`.
-            labels: Their integer class ids `(N,)` or one-hot rows `(N, K)`.
-
-        Returns:
-            The layer itself, fitted.
-        """
+    def fitted_values(self, outputs, labels):
         probabilities = self._probabilities(keras.ops.convert_to_tensor(outputs))
-        labels = fitting.validated_labels(
+        labels = fitted_layer.class_labels(
             labels, probabilities.shape[0], probabilities.shape[-1]
         )
         calibration_scores = scores.label_scores(self.class_scores(probabilities), labels)
-        fitted = conformal_quantiles.conformal_quantile(calibration_scores, self.alpha)
-        if not self.built:
-            self.build(tuple(probabilities.shape))
-        self.quantile.assign(fitted)
-        return self
+        return {"quantile": conformal_quantiles.conformal_quantile(calibration_scores, self.alpha)}
 
-    def call(self, inputs):
+    def transform(self, inputs):
         class_scores = self.class_scores(self._probabilities(inputs))
         return conformal_sets.prediction_sets(class_scores, self.quantile)
 
@@ -97,14 +80,10 @@ class _ConformalPredictionSets(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"alpha": self.alpha, "from_logits": self.from_logits})
+        config["alpha"] = self.alpha
         return config
 
     def _probabilities(self, outputs):
-        if self.from_logits not in (True, False):
-            raise ValueError(
-                f"`from_logits` must be True or False, got {self.from_logits!r}."
-            )
         if len(outputs.shape) != 2:
             raise ValueError(
                 "Expected model outputs of shape (num_examples, num_classes), got "
@@ -112,7 +91,7 @@ class _ConformalPredictionSets(keras.layers.Layer):
             )
         if "float" not in keras.backend.standardize_dtype(outputs.dtype):
             outputs = keras.ops.cast(outputs, keras.backend.floatx())
-        return keras.ops.softmax(outputs, axis=-1) if self.from_logits else outputs
+        return outputs_lib.probabilities(outputs, self.from_logits)
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
@@ -124,7 +103,8 @@ class LACPredictionSets(_ConformalPredictionSets):
 
     Args:
         alpha: Miscoverage level in `(0, 1)` (default 0.1).
-        from_logits: Whether the inputs are logits (default) or probabilities.
+        from_logits: Whether the inputs are logits or probabilities; `None`
+            (default) detects it at `fit`.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Example:
@@ -147,10 +127,10 @@ class LACPredictionSets(_ConformalPredictionSets):
 class _AdaptivePredictionSets(_ConformalPredictionSets):
     """Shared set-up of APS and RAPS: the random draw `u`."""
 
-    def __init__(self, alpha=0.1, from_logits=True, randomized=True, seed=None, **kwargs):
+    def __init__(self, alpha=0.1, from_logits=None, randomized=True, seed=None, **kwargs):
         super().__init__(alpha=alpha, from_logits=from_logits, **kwargs)
-        self.randomized = randomized
-        self.seed = seed
+        self.randomized = validation.check_bool("randomized", randomized)
+        self.seed = validation.check_seed("seed", seed)
         # As in keras.layers.Dropout: the generator's state is a variable, so
         # every call draws fresh `u` on every backend, also inside `predict`.
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -170,7 +150,8 @@ class APSPredictionSets(_AdaptivePredictionSets):
 
     Args:
         alpha: Miscoverage level in `(0, 1)` (default 0.1).
-        from_logits: Whether the inputs are logits (default) or probabilities.
+        from_logits: Whether the inputs are logits or probabilities; `None`
+            (default) detects it at `fit`.
         randomized: Whether to use the randomised score (default), which
             makes coverage exact on average; the sets of the same input then
             vary from call to call.
@@ -200,7 +181,8 @@ class RAPSPredictionSets(_AdaptivePredictionSets):
 
     Args:
         alpha: Miscoverage level in `(0, 1)` (default 0.1).
-        from_logits: Whether the inputs are logits (default) or probabilities.
+        from_logits: Whether the inputs are logits or probabilities; `None`
+            (default) detects it at `fit`.
         penalty: Cost per rank beyond `k_reg` (default 0.01).
         k_reg: Ranks free of penalty (default 1).
         randomized: Whether to use the randomised score (default).
@@ -221,7 +203,7 @@ class RAPSPredictionSets(_AdaptivePredictionSets):
     def __init__(
         self,
         alpha=0.1,
-        from_logits=True,
+        from_logits=None,
         penalty=0.01,
         k_reg=1,
         randomized=True,
@@ -231,8 +213,8 @@ class RAPSPredictionSets(_AdaptivePredictionSets):
         super().__init__(
             alpha=alpha, from_logits=from_logits, randomized=randomized, seed=seed, **kwargs
         )
-        self.penalty = penalty
-        self.k_reg = k_reg
+        self.penalty = validation.check_number("penalty", penalty, minimum=0.0, strict=False)
+        self.k_reg = validation.check_int("k_reg", k_reg, minimum=0)
 
     def class_scores(self, probabilities):
         return scores.raps_scores(

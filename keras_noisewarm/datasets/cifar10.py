@@ -5,15 +5,17 @@ import pickle
 
 import numpy as np
 
-from keras_noisewarm.datasets.local import missing_dataset_error
+from keras_noisewarm.datasets.paths import local_folder
+from keras_noisewarm.datasets.paths import missing_dataset_error
 
 
 def load_cifar10(path=None):
     """Loads CIFAR-10 as `(x_train, y_train), (x_test, y_test)`.
 
     Args:
-        path: `None` to use `keras.datasets.cifar10.load_data()` (downloads
-            on first use), or a folder holding the official python batches
+        path: `None` to read `$KERAS_NOISEWARM_DATA/cifar10-subset` when that
+            variable is set, else `keras.datasets.cifar10.load_data()`
+            (downloads on first use); or a folder holding the official python batches
             (`data_batch_*` and `test_batch`, pickled dicts of `b"data"`:
             N x 3072 uint8 channel-major, and `b"labels"`), either directly or
             in a `cifar-10-batches-py` subfolder. Whatever training batches
@@ -28,6 +30,7 @@ def load_cifar10(path=None):
     >>> (x_train, y_train), (x_test, y_test) = load_cifar10("cifar-10-batches-py")
     ... # doctest: +SKIP
     """
+    path = local_folder("cifar10-subset", path)
     if path is None:
         import keras
 

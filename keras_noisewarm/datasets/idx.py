@@ -5,7 +5,8 @@ import pathlib
 
 import numpy as np
 
-from keras_noisewarm.datasets.local import missing_dataset_error
+from keras_noisewarm.datasets.paths import local_folder
+from keras_noisewarm.datasets.paths import missing_dataset_error
 
 _IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -19,13 +20,15 @@ def load_mnist(path=None):
     """Loads MNIST as `(x_train, y_train), (x_test, y_test)`.
 
     Args:
-        path: `None` to use `keras.datasets.mnist.load_data()` (downloads on
-            first use), or a folder holding the official IDX files
+        path: `None` to read `$KERAS_NOISEWARM_DATA/mnist` when that variable
+            is set, else `keras.datasets.mnist.load_data()` (downloads on
+            first use); or a folder holding the official IDX files
             (`train-images-idx3-ubyte.gz`, ..., gzipped or not).
 
     Returns:
         Images as uint8 arrays of shape `(N, 28, 28)`, labels as int64 arrays.
     """
+    path = local_folder("mnist", path)
     if path is None:
         import keras
 
@@ -37,13 +40,15 @@ def load_fashion_mnist(path=None):
     """Loads Fashion-MNIST as `(x_train, y_train), (x_test, y_test)`.
 
     Args:
-        path: `None` to use `keras.datasets.fashion_mnist.load_data()`
-            (downloads on first use), or a folder holding the official IDX
+        path: `None` to read `$KERAS_NOISEWARM_DATA/fashion-mnist` when that
+            variable is set, else `keras.datasets.fashion_mnist.load_data()`
+            (downloads on first use); or a folder holding the official IDX
             files, gzipped or not.
 
     Returns:
         Images as uint8 arrays of shape `(N, 28, 28)`, labels as int64 arrays.
     """
+    path = local_folder("fashion-mnist", path)
     if path is None:
         import keras
 

@@ -4,8 +4,9 @@ import pathlib
 
 import numpy as np
 
-from keras_noisewarm.datasets.local import DATA_DIR_VARIABLE
-from keras_noisewarm.datasets.local import missing_dataset_error
+from keras_noisewarm.datasets.paths import DATA_DIR_VARIABLE
+from keras_noisewarm.datasets.paths import local_folder
+from keras_noisewarm.datasets.paths import missing_dataset_error
 
 ORIGIN = "http://ufldl.stanford.edu/housenumbers/"
 SPLITS = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
@@ -22,8 +23,10 @@ def load_svhn(path=None, split="test"):
     loads on its own and a copy may hold just `test_32x32.mat`.
 
     Args:
-        path: `None` to download the official file into `~/.keras/datasets`
-            (with `keras.utils.get_file`) on first use, or a folder holding
+        path: `None` to read `$KERAS_NOISEWARM_DATA/svhn` when that variable
+            is set, else to download the official file into
+            `~/.keras/datasets` (with `keras.utils.get_file`) on first use;
+            or a folder holding
             `train_32x32.mat` / `test_32x32.mat`.
         split: `"test"` (26,032 images) or `"train"` (73,257).
 
@@ -37,6 +40,7 @@ def load_svhn(path=None, split="test"):
     if split not in SPLITS:
         raise ValueError(f"Unknown SVHN split {split!r}: expected one of {tuple(SPLITS)}.")
     filename = SPLITS[split]
+    path = local_folder("svhn", path)
     if path is None:
         import keras
 

@@ -18,26 +18,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_noisewarm import validation
 from keras_noisewarm.backend.compilation import compile_repeated_calls
 from keras_noisewarm.backend.compilation import values_are_concrete
 from keras_noisewarm.backend.reductions import bin_sums
 from keras_noisewarm.backend.reductions import top_label
-from keras_noisewarm.metrics import _predictions
+from keras_noisewarm.metrics import batches
 
 NORMS = ("l1", "l2", "max")
 BIN_CONFIDENCES = ("mean", "center")
 BINARY_CONFIDENCES = ("top_label", "positive_class")
 DEFAULT_NUM_BINS = 15
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}. Received: {value!r}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {value!r}")
 
 
 def _uniform_edges(num_bins):
@@ -96,7 +87,9 @@ class _BinnedCalibrationError(keras.metrics.Metric):
     Args:
         num_bins: Number of confidence bins.
         histogram_shape: Shape of the state variables.
-        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        from_logits: Whether `y_pred` holds logits (`True`), probabilities
+            (`False`) or either, detected per batch (`None`); see
+            `keras_noisewarm.outputs`.
         sparse_y_true: Whether `y_true` holds integer labels (`True`) or
             one-hot vectors (`False`).
         name: Name of the metric instance.
@@ -108,18 +101,18 @@ class _BinnedCalibrationError(keras.metrics.Metric):
         self,
         num_bins,
         histogram_shape,
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         name=None,
         dtype=None,
     ):
         super().__init__(name=name, dtype=dtype)
-        _check_positive_int("num_bins", num_bins)
+        validation.check_int("num_bins", num_bins)
         # Lower is better: lets EarlyStopping(monitor="val_ece") use mode="auto".
         self._direction = "down"
         self.num_bins = num_bins
-        self.from_logits = from_logits
-        self.sparse_y_true = sparse_y_true
+        self.from_logits = validation.check_from_logits(from_logits)
+        self.sparse_y_true = validation.check_bool("sparse_y_true", sparse_y_true)
         self.bin_counts = self.add_variable(
             shape=histogram_shape,
             initializer="zeros",
@@ -138,9 +131,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             dtype=self.dtype,
             name="bin_correct_sums",
         )
-        self.num_invalid = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="num_invalid"
-        )
+        self.input_problems = batches.add_problem_counts(self)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Adds a batch of predictions to the histogram.
@@ -167,14 +158,10 @@ class _BinnedCalibrationError(keras.metrics.Metric):
         batch_totals = compile_repeated_calls(
             self._configuration_key(), self._batch_totals
         )
-        totals, num_invalid = batch_totals(y_true, y_pred, sample_weight)
-        if num_invalid is not None:
-            if not values_are_concrete(num_invalid):
-                self.num_invalid.assign_add(ops.cast(num_invalid, self.dtype))
-            elif float(num_invalid):
-                # Compiled eagerly, so nothing raised on the invalid rows:
-                # the eager path raises, naming the first of them.
-                totals, _ = self._batch_totals(y_true, y_pred, sample_weight)
+        totals, problems = batch_totals(y_true, y_pred, sample_weight)
+        batches.record_problems(
+            self, problems, lambda: self._batch_totals(y_true, y_pred, sample_weight)
+        )
         totals = ops.cast(totals, self.dtype)
         for column, variable in enumerate(
             (self.bin_counts, self.bin_confidence_sums, self.bin_correct_sums)
@@ -193,7 +180,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             are the state's entries, flattened), and the number of invalid
             rows, or `None` when eager (invalid rows raise instead).
         """
-        batch = _predictions.prepare_batch(
+        batch = batches.prepare_batch(
             y_true,
             y_pred,
             sample_weight,
@@ -205,7 +192,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
         totals = bin_sums(
             [weights, weights * confidences, weights * correct], bins, num_cells
         )
-        return totals, _predictions.invalid_row_count(batch.valid)
+        return totals, batch.problems
 
     def _configuration_key(self):
         # `_batch_totals` reads only the configuration (not the state), so
@@ -219,9 +206,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             self.bin_confidence_sums.value,
             self.bin_correct_sums.value,
         )
-        return ops.where(
-            ops.greater(self.num_invalid, 0), float("nan"), ops.cast(error, self.dtype)
-        )
+        return batches.result_or_nan(self, ops.cast(error, self.dtype))
 
     def _histogram_entries(self, batch):
         """Returns flat `(bins, confidences, correct, weights)` of a batch."""
@@ -261,9 +246,9 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_choice("binary_confidence", binary_confidence, BINARY_CONFIDENCES)
-        _check_choice("norm", norm, NORMS)
-        _check_choice("bin_confidence", bin_confidence, BIN_CONFIDENCES)
+        validation.check_choice("binary_confidence", binary_confidence, BINARY_CONFIDENCES)
+        validation.check_choice("norm", norm, NORMS)
+        validation.check_choice("bin_confidence", bin_confidence, BIN_CONFIDENCES)
         self.binary_confidence = binary_confidence
         self.norm = norm
         self.bin_confidence = bin_confidence
@@ -285,7 +270,7 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
             correct = ops.equal(predicted, labels)
         # Invalid rows weigh 0, but a NaN confidence would still poison the
         # sums (0 * NaN is NaN).
-        confidences = _predictions.where_valid(batch.valid, confidences)
+        confidences = batches.where_valid(batch.valid, confidences)
         bins = self._bin_index(confidences)
         return bins, confidences, ops.cast(correct, "float32"), batch.weights
 
@@ -387,7 +372,7 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
     confidences, sum of correct predictions), so the metric streams over any
     number of batches in O(num_bins) memory and gives the same value
     whatever the batch split; replicas merge by summing the states. Before
-    any prediction the result is 0.
+    any prediction, and while no prediction carries weight, the result is 0.
 
     To reproduce the ECE of the warm-up paper's code (Cheon & Paik, 2026)
     use `num_bins=10, bin_confidence="center"`: it compares each bin's
@@ -395,20 +380,25 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
     code also leaves out predictions whose confidence is exactly 1.0, which
     a saturated softmax gives; this metric counts them in the last bin.)
 
-    Inputs are checked where their values are known (eager execution):
-    labels must be integers in range, `y_pred` finite, and probabilities sum
-    to one within 1e-3, else `update_state` raises `ValueError`. Inside a
-    compiled step (`jit`, `tf.function`) only shapes are checked when
-    tracing; invalid predictions are then left out of the bins and counted,
-    and `result()` returns NaN so that they cannot go unnoticed.
+    Inputs are checked where their values are known (eager execution, and
+    every step of the torch trainer): labels must be integers in range,
+    `y_pred` finite, and probabilities lie in `[0, 1]` and sum to one within
+    the tolerance of their dtype (`keras_noisewarm.outputs`; 1e-3 for
+    float32, 0.031 for bfloat16), else `update_state` raises `ValueError`;
+    an empty batch is an error too. Inside a compiled step (`jit`,
+    `tf.function`) nothing can raise: invalid rows are left out of the bins
+    and counted by kind in `input_problems`, `result()` returns NaN, and the
+    first time the result is read eagerly (as Keras does after every epoch
+    and evaluation) a `RuntimeWarning` says how many rows of which kind were
+    left out.
 
     Used on its own, eagerly, `update_state` runs its arithmetic op by op
     the first time it meets a shape of batch, and under TensorFlow and JAX
     compiles it (XLA) the second time: a loop over equal batches then runs
-    compiled (2-9x faster under TensorFlow, about 1.8x under JAX), after a
-    one-time cost of 0.1-0.2 s per shape, while a single call on a test set
-    does not pay for compiling. Metrics configured alike share the compiled
-    function. Inputs are checked the same way either way.
+    compiled, after a one-time compilation per shape, while a single call on
+    a test set does not pay for compiling (docs/BENCHMARKS.md). Metrics
+    configured alike share the compiled function. Inputs are checked the
+    same way either way.
 
     Args:
         num_bins: Number of equal-width confidence bins. Defaults to 15, the
@@ -420,7 +410,11 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
             the mean confidence of its predictions; `"center"` with the
             centre of the bin, as in the warm-up paper's code.
         from_logits: Whether `y_pred` holds logits (softmax, or sigmoid for a
-            single output, is applied) rather than probabilities.
+            single output, is applied) or probabilities. `None` (default)
+            detects it for every batch: probabilities when every value lies
+            in `[0, 1]` and every row sums to one, logits when some value
+            lies outside `[0, 1]`; a single column is a sigmoid probability
+            (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors of the shape of `y_pred`.
         binary_confidence: How a binary model is measured. `"top_label"`
@@ -463,7 +457,7 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
         num_bins=DEFAULT_NUM_BINS,
         norm="l1",
         bin_confidence="mean",
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
         name="ece",
@@ -500,7 +494,8 @@ class MaximumCalibrationError(ExpectedCalibrationError):
     Args:
         num_bins: Number of equal-width confidence bins (default 15).
         bin_confidence: `"mean"` (default) or `"center"` (the paper's code).
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
@@ -525,7 +520,7 @@ class MaximumCalibrationError(ExpectedCalibrationError):
         self,
         num_bins=DEFAULT_NUM_BINS,
         bin_confidence="mean",
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
         name="mce",
@@ -573,7 +568,8 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
         num_histogram_bins: Number of fine equal-width bins of the state
             (default 10,000).
         norm: `"l1"` (default), `"l2"` or `"max"`.
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
@@ -599,13 +595,13 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
         num_bins=DEFAULT_NUM_BINS,
         num_histogram_bins=10_000,
         norm="l1",
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
         name="adaptive_ece",
         dtype=None,
     ):
-        _check_positive_int("num_histogram_bins", num_histogram_bins)
+        validation.check_int("num_histogram_bins", num_histogram_bins)
         super().__init__(
             num_bins=num_bins,
             histogram_shape=(num_histogram_bins,),
@@ -679,7 +675,8 @@ class DebiasedL2CalibrationError(_TopLabelCalibrationError):
 
     Args:
         num_bins: Number of equal-width confidence bins (default 15).
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
@@ -700,7 +697,7 @@ class DebiasedL2CalibrationError(_TopLabelCalibrationError):
     def __init__(
         self,
         num_bins=DEFAULT_NUM_BINS,
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
         name="debiased_l2_ce",
@@ -750,7 +747,8 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
         num_classes: Number of classes (the width of `y_pred`, or 2 for a
             sigmoid output).
         num_bins: Number of equal-width bins per class (default 15).
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         name: Name of the metric instance (default `"classwise_ece"`).
@@ -770,12 +768,12 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
         self,
         num_classes,
         num_bins=DEFAULT_NUM_BINS,
-        from_logits=False,
+        from_logits=None,
         sparse_y_true=True,
         name="classwise_ece",
         dtype=None,
     ):
-        _check_positive_int("num_classes", num_classes)
+        validation.check_int("num_classes", num_classes)
         super().__init__(
             num_bins=num_bins,
             histogram_shape=(num_classes, num_bins),
@@ -794,7 +792,7 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
                 f"classes but y_pred has {probabilities.shape[-1]} (a sigmoid "
                 "output counts as 2)."
             )
-        probabilities = _predictions.where_valid(batch.valid, probabilities)
+        probabilities = batches.where_valid(batch.valid, probabilities)
         is_label = ops.one_hot(batch.labels, self.num_classes)
         flat_probabilities = ops.reshape(probabilities, (-1,))
         bins = _bin_index(flat_probabilities, _uniform_edges(self.num_bins))

@@ -9,35 +9,35 @@ probabilities or logits, a single column read as a sigmoid output.
 import keras
 from keras import ops
 
-from keras_noisewarm.metrics import _predictions
+from keras_noisewarm import validation
+from keras_noisewarm.metrics import batches
 
 
 class _MeanScore(keras.metrics.Metric):
     """Weighted mean of a per-prediction score.
 
     Args:
-        from_logits: Whether `y_pred` holds logits rather than probabilities.
+        from_logits: Whether `y_pred` holds logits; `None` detects it per
+            batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (`True`) or
             one-hot vectors (`False`).
         name: Name of the metric instance.
         dtype: Dtype of the state and result.
     """
 
-    def __init__(self, from_logits=False, sparse_y_true=True, name=None, dtype=None):
+    def __init__(self, from_logits=None, sparse_y_true=True, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         # Lower is better, for EarlyStopping(mode="auto").
         self._direction = "down"
-        self.from_logits = from_logits
-        self.sparse_y_true = sparse_y_true
+        self.from_logits = validation.check_from_logits(from_logits)
+        self.sparse_y_true = validation.check_bool("sparse_y_true", sparse_y_true)
         self.total = self.add_variable(
             shape=(), initializer="zeros", dtype=self.dtype, name="total"
         )
         self.count = self.add_variable(
             shape=(), initializer="zeros", dtype=self.dtype, name="count"
         )
-        self.num_invalid = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="num_invalid"
-        )
+        self.input_problems = batches.add_problem_counts(self)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Adds a batch of predictions.
@@ -47,7 +47,7 @@ class _MeanScore(keras.metrics.Metric):
         `ValueError` in eager execution, and make `result()` NaN when met
         inside a compiled step.
         """
-        batch = _predictions.prepare_batch(
+        batch = batches.prepare_batch(
             y_true,
             y_pred,
             sample_weight,
@@ -56,14 +56,13 @@ class _MeanScore(keras.metrics.Metric):
         )
         scores = self._scores(batch)
         # Masked with `where`, not by the zero weight: 0 * NaN is NaN.
-        scores = _predictions.where_valid(batch.valid, scores)
+        scores = batches.where_valid(batch.valid, scores)
         self.total.assign_add(ops.cast(ops.sum(scores * batch.weights), self.dtype))
         self.count.assign_add(ops.cast(ops.sum(batch.weights), self.dtype))
-        _predictions.count_invalid_rows(self.num_invalid, batch.valid)
+        batches.record_problems(self, batch.problems, recompute=None)
 
     def result(self):
-        mean = ops.divide_no_nan(self.total, self.count)
-        return ops.where(ops.greater(self.num_invalid, 0), float("nan"), mean)
+        return batches.result_or_nan(self, ops.divide_no_nan(self.total, self.count))
 
     def _scores(self, batch):
         raise NotImplementedError
@@ -89,7 +88,8 @@ class NegativeLogLikelihood(_MeanScore):
     A single sigmoid output gives the binary cross-entropy.
 
     Args:
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         name: Name of the metric instance (default `"nll"`).
@@ -104,7 +104,7 @@ class NegativeLogLikelihood(_MeanScore):
     1.0397
     """
 
-    def __init__(self, from_logits=False, sparse_y_true=True, name="nll", dtype=None):
+    def __init__(self, from_logits=None, sparse_y_true=True, name="nll", dtype=None):
         super().__init__(
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
@@ -113,9 +113,7 @@ class NegativeLogLikelihood(_MeanScore):
         )
 
     def _scores(self, batch):
-        log_probabilities = _predictions.log_probabilities(
-            batch.outputs, self.from_logits
-        )
+        log_probabilities = batches.log_probabilities(batch)
         labels = ops.expand_dims(batch.labels, axis=-1)
         return -ops.take_along_axis(log_probabilities, labels, axis=-1)[:, 0]
 
@@ -130,7 +128,8 @@ class BrierScore(_MeanScore):
     in scikit-learn's `brier_score_loss`: half the two-class sum.
 
     Args:
-        from_logits: Whether `y_pred` holds logits.
+        from_logits: Whether `y_pred` holds logits; `None` (default) detects
+            it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
         name: Name of the metric instance (default `"brier_score"`).
@@ -146,7 +145,7 @@ class BrierScore(_MeanScore):
     """
 
     def __init__(
-        self, from_logits=False, sparse_y_true=True, name="brier_score", dtype=None
+        self, from_logits=None, sparse_y_true=True, name="brier_score", dtype=None
     ):
         super().__init__(
             from_logits=from_logits,

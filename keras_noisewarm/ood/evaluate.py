@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from keras_noisewarm import validation
 from keras_noisewarm.ood import metrics as ood_metrics
-from keras_noisewarm.ood import scorers
+from keras_noisewarm.ood import scores as scores_lib
 
 DEFAULT_SCORES = ("msp", "max_logit", "energy", "odin")
 METRICS = ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr")
@@ -15,8 +16,8 @@ def evaluate_ood(
     ood_data,
     scores=DEFAULT_SCORES,
     positive="in",
-    from_logits=True,
-    batch_size=scorers.DEFAULT_BATCH_SIZE,
+    from_logits=None,
+    batch_size=scores_lib.DEFAULT_BATCH_SIZE,
 ):
     """Scores in- and out-of-distribution inputs and reports every metric per score.
 
@@ -31,11 +32,12 @@ def evaluate_ood(
             `model.predict` accepts if no score is ODIN). Only inputs: no
             labels.
         ood_data: Out-of-distribution inputs, same kind.
-        scores: Names (`"msp"`, `"max_logit"`, `"energy"`, `"odin"`) or
-            scorer objects such as `ODIN(temperature=1000, input_std=0.3)`.
+        scores: Registered names (`keras_noisewarm.ood.score_names()`:
+            `"msp"`, `"max_logit"`, `"energy"`, `"entropy"`, `"odin"`, ...)
+            or scorer objects such as `ODIN(temperature=1000, input_std=0.3)`.
         positive: `"in"` or `"out"`, the positives of `fpr_at_95_tpr`.
         from_logits: Whether the model outputs logits, for scores given by
-            name.
+            name; `None` (default) detects it.
         batch_size: Inputs per forward pass.
 
     Returns:
@@ -53,13 +55,13 @@ def evaluate_ood(
     >>> sorted(table["msp"])
     ['aupr_in', 'aupr_out', 'auroc', 'fpr_at_95_tpr']
     """
-    if positive not in ("in", "out"):
-        raise ValueError(f"`positive` must be 'in' or 'out', got {positive!r}.")
-    if isinstance(scores, (str, scorers._OODScore)):
+    validation.check_choice("positive", positive, ("in", "out"))
+    validation.check_int("batch_size", batch_size)
+    if isinstance(scores, (str, scores_lib.OODScore)):
         scores = [scores]
     table = {}
     for identifier in scores:
-        scorer = scorers.get(identifier, from_logits=from_logits)
+        scorer = scores_lib.get(identifier, from_logits=from_logits)
         if scorer.key in table:
             raise ValueError(
                 f"Two scores are named {scorer.key!r}; give them distinct "

@@ -1,46 +1,53 @@
-"""A layer that accepts or rejects inputs by their OOD score, with a guarantee."""
+"""A layer that flags inputs whose OOD score falls below a fitted threshold."""
 
 import math
 
 import keras
 
-from keras_noisewarm.calibration.temperature import _as_logits
+from keras_noisewarm import fitted_layer
+from keras_noisewarm import validation
 from keras_noisewarm.conformal import quantile as conformal_quantiles
-from keras_noisewarm.ood import scores
-
-_SCORE_FUNCTIONS = ("msp", "max_logit", "energy")
+from keras_noisewarm.ood import scores as scores_lib
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
-class OODThreshold(keras.layers.Layer):
-    """Says, for each input, whether its OOD score passes a fitted threshold.
+class OODThreshold(fitted_layer.FittedOutputLayer):
+    """Says, for each input, whether it looks unknown (out-of-distribution).
 
     Append it to a trained classifier and `fit` it on the model's outputs
     for held-out in-distribution inputs: the threshold is then the
     `ceil((n + 1)(1 - alpha))`-th largest of their `n` scores
-    (`ood_acceptance_threshold`), so that at least a fraction `1 - alpha`
-    of new in-distribution inputs are accepted, on average over held-out
-    sets. How many out-of-distribution inputs get rejected depends on the
-    model and the score; that is what the OOD metrics measure.
+    (`ood_acceptance_threshold`), and an input is unknown when its score is
+    below it. At most a fraction `alpha` of new in-distribution inputs are
+    then flagged, on average over held-out sets. How many
+    out-of-distribution inputs get flagged depends on the model and the
+    score; that is what the OOD metrics measure.
 
-    The threshold is a non-trainable weight `threshold` (`-inf`, accept
-    everything, until fitted) that `.keras` files and exported artifacts
-    carry. ODIN needs input gradients, so it cannot be a layer on outputs;
-    threshold its scores with `ood_acceptance_threshold` directly.
+    The threshold is a non-trainable weight `threshold` (`-inf`, nothing
+    unknown, until fitted) that `.keras` files and exported artifacts carry.
+    The score is any registered score computed from outputs alone
+    (`keras_noisewarm.ood.score_names()`); ODIN needs input gradients, so it
+    cannot be a layer on outputs: threshold its scores with
+    `ood_acceptance_threshold` directly.
 
     Args:
-        score: `"msp"`, `"max_logit"` or `"energy"` (default), computed from
-            the layer's inputs; higher means more in-distribution.
-        temperature: Temperature of `"msp"` and `"energy"` (default 1).
-        alpha: Largest share of in-distribution inputs to reject, in
-            `(0, 1)` (default 0.05).
-        from_logits: Whether the inputs are logits (default) or
-            probabilities (then only `"msp"` is defined).
+        score: A registered score name (default `"energy"`; `"msp"`,
+            `"max_logit"`, `"entropy"`, ...), or a scorer object such as
+            `keras_noisewarm.ood.Energy(temperature=2.0)`. Higher scores are
+            more in-distribution.
+        temperature: Temperature of a score given by name that takes one
+            (`"msp"`, `"energy"`); `None` keeps the score's default (1).
+        alpha: Largest share of in-distribution inputs to flag, in `(0, 1)`
+            (default 0.05).
+        from_logits: Whether the inputs are logits or probabilities; `None`
+            (default) detects it at `fit`. Probabilities allow only scores
+            that do not need logits (`"msp"`, `"entropy"`).
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Returns (when called):
-        A boolean tensor of shape `(N,)`, `True` for accepted
-        (in-distribution-looking) inputs.
+        A boolean tensor of shape `(N,)`, `True` for unknown
+        (out-of-distribution-looking) inputs. `scores(outputs)` gives the
+        scores themselves.
 
     Example:
 
@@ -48,67 +55,42 @@ class OODThreshold(keras.layers.Layer):
     >>> rng = np.random.default_rng(0)
     >>> held_out_logits = 4 * rng.normal(size=(99, 10)).astype("float32")
     >>> layer = OODThreshold(alpha=0.1).fit(held_out_logits)
-    >>> accepted = keras.ops.convert_to_numpy(layer(held_out_logits))
-    >>> int(accepted.sum())  # the 90th largest of 99 scores and those above it
-    90
+    >>> unknown = keras.ops.convert_to_numpy(layer(held_out_logits))
+    >>> int(unknown.sum())  # 9 of the 99 scores lie below the 90th largest
+    9
     """
 
-    def __init__(self, score="energy", temperature=1.0, alpha=0.05, from_logits=True, **kwargs):
-        super().__init__(**kwargs)
-        self.score = score
+    def __init__(self, score="energy", temperature=None, alpha=0.05, from_logits=None, **kwargs):
+        super().__init__(from_logits=from_logits, **kwargs)
+        extra = {} if temperature is None else {"temperature": temperature}
+        scorer = scores_lib.get(score, from_logits=self.from_logits, **extra)
+        if not isinstance(scorer, scores_lib.OutputScore):
+            raise ValueError(
+                f"OODThreshold needs a score computed from the model's outputs; "
+                f"{scorer.key!r} is not one (ODIN needs input gradients). Use one "
+                f"of {scores_lib.score_names()} other than 'odin'."
+            )
+        if self.from_logits is False:
+            scorer.check_logits(False)
+        self.scorer = scorer
+        self.score = score if isinstance(score, str) else keras.saving.serialize_keras_object(score)
         self.temperature = temperature
-        self.alpha = alpha
-        self.from_logits = from_logits
+        self.alpha = validation.check_fraction("alpha", alpha)
 
-    def build(self, input_shape):
-        self.threshold = self.add_weight(
-            name="threshold",
-            shape=(),
-            initializer=keras.initializers.Constant(-math.inf),
-            trainable=False,
-        )
+    def fitted_weights(self, input_shape):
+        return {"threshold": ((), -math.inf)}
+
+    def fitted_values(self, outputs, labels):
+        id_scores = self.scores(outputs)
+        return {"threshold": conformal_quantiles.ood_acceptance_threshold(id_scores, self.alpha)}
 
     def scores(self, outputs):
         """The OOD scores of model outputs `(N, K)`, shape `(N,)`."""
-        if self.score not in _SCORE_FUNCTIONS:
-            raise ValueError(
-                f"`score` must be one of {_SCORE_FUNCTIONS}, got {self.score!r}."
-            )
-        if self.score != "msp" and self.from_logits is not True:
-            raise ValueError(
-                f"The {self.score!r} score needs logits, but from_logits="
-                f"{self.from_logits!r}; use score='msp' or a model without its "
-                "final softmax."
-            )
-        logits = _as_logits(keras.ops.convert_to_tensor(outputs), self.from_logits)
-        if self.score == "msp":
-            return scores.max_softmax_probability(logits, self.temperature)
-        if self.score == "max_logit":
-            return scores.max_logit(logits)
-        return scores.energy_score(logits, self.temperature)
+        return self.scorer.score_outputs(outputs, from_logits=self.from_logits)
 
-    def fit(self, id_outputs):
-        """Sets the threshold from held-out in-distribution model outputs.
-
-        Args:
-            id_outputs: Model outputs `(N, K)` on in-distribution inputs the
-                model was not trained on.
-
-        Returns:
-            The layer itself, fitted.
-        """
-        id_scores = self.scores(id_outputs)
-        threshold = conformal_quantiles.ood_acceptance_threshold(id_scores, self.alpha)
-        if not self.built:
-            self.build(tuple(keras.ops.shape(id_outputs)))
-        self.threshold.assign(threshold)
-        return self
-
-    def call(self, inputs):
+    def transform(self, inputs):
         input_scores = self.scores(inputs)
-        return keras.ops.greater_equal(
-            input_scores, keras.ops.cast(self.threshold, input_scores.dtype)
-        )
+        return keras.ops.less(input_scores, keras.ops.cast(self.threshold, input_scores.dtype))
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs.shape[:-1], dtype="bool")
@@ -116,11 +98,6 @@ class OODThreshold(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {
-                "score": self.score,
-                "temperature": self.temperature,
-                "alpha": self.alpha,
-                "from_logits": self.from_logits,
-            }
+            {"score": self.score, "temperature": self.temperature, "alpha": self.alpha}
         )
         return config

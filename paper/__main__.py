@@ -1,0 +1,5 @@
+import sys
+
+from paper.cli import main
+
+sys.exit(main())
