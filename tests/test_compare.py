@@ -168,8 +168,8 @@ def test_a_flipped_direction_changes_the_wins():
 
 
 def test_measure_of_known_outputs():
-    logits = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]], "float32"))
-    values = compare.measure(logits, np.array([0, 1, 1, 1]), num_bins=5, from_logits=True)
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]], "float32")
+    values = compare.measure(probabilities, np.array([0, 1, 1, 1]), num_bins=5)
     assert values["accuracy"] == pytest.approx(0.75)
     # The ECE docstring's example: 2/4 * 0.15 + 2/4 * 0.15.
     assert values["ece"] == pytest.approx(0.15, abs=1e-5)
