@@ -474,12 +474,17 @@ class WarmupStore:
         path = self._path(model, seed, ".json")
         if not path.is_file():
             return None
-        model.load_weights(self._path(model, seed, ".weights.h5"))
+        with np.load(self._path(model, seed, ".npz")) as arrays:
+            model.set_weights([arrays[f"w{index}"] for index in range(len(arrays.files))])
         return json.loads(path.read_text())
 
     def save(self, model, seed, record):
+        # The layers' weights only: `save_weights` would also store the
+        # compiled optimizer (its learning rate included), and loading that
+        # would overwrite the training optimizer of the run reusing them.
         self.directory.mkdir(parents=True, exist_ok=True)
-        model.save_weights(self._path(model, seed, ".weights.h5"))
+        np.savez(self._path(model, seed, ".npz"),
+                 **{f"w{index}": weight for index, weight in enumerate(model.get_weights())})
         self._path(model, seed, ".json").write_text(json.dumps(record))
 
 

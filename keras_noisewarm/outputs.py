@@ -115,7 +115,7 @@ def resolve_from_logits(outputs, from_logits, what="the outputs"):
     )
     looks_like_probabilities = in_unit_interval and sums_to_one
     if from_logits is None:
-        if in_unit_interval and not sums_to_one:
+        if in_unit_interval and not sums_to_one and np.any(outputs != 0):
             raise ValueError(
                 f"Cannot tell whether {what} are logits or probabilities: every "
                 "value lies in [0, 1] but the rows do not sum to one, as "

@@ -16,6 +16,7 @@ that the metric can report them when its result is read.
 
 import collections
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -33,6 +34,8 @@ PROBLEMS = (
     "probability_like_logits",
 )
 NUM_REJECTING_PROBLEMS = 3
+# The metrics whose problems have been reported: each warns once.
+_REPORTED_METRICS = weakref.WeakSet()
 
 Batch = collections.namedtuple(
     "Batch",
@@ -119,8 +122,10 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
             )
         )
         is_logits = ops.logical_not(all_probabilities)
-        # Values in [0, 1] whose rows do not sum to one are neither.
-        ambiguous = ops.logical_and(in_unit_interval, is_logits)
+        # Values in [0, 1] whose rows do not sum to one are neither (but
+        # all-zero outputs are logits: a zero-initialised head).
+        any_nonzero = ops.any(ops.not_equal(outputs, 0.0))
+        ambiguous = ops.logical_and(ops.logical_and(in_unit_interval, is_logits), any_nonzero)
     else:
         is_logits = bool(from_logits)
 
@@ -282,7 +287,7 @@ def result_or_nan(metric, value):
     """
     counts = metric.input_problems.value
     rejected = ops.sum(counts[:NUM_REJECTING_PROBLEMS])
-    if values_are_concrete(rejected) and not getattr(metric, "_problems_reported", False):
+    if values_are_concrete(rejected) and metric not in _REPORTED_METRICS:
         description = describe_problems(ops.convert_to_numpy(counts))
         if description:
             verdict = "its result is NaN" if float(rejected) else "its result is kept"
@@ -294,7 +299,7 @@ def result_or_nan(metric, value):
                 RuntimeWarning,
                 stacklevel=3,
             )
-            metric._problems_reported = True
+            _REPORTED_METRICS.add(metric)
     return ops.where(ops.greater(rejected, 0), float("nan"), value)
 
 
