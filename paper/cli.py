@@ -14,7 +14,9 @@ import sys
 BACKENDS = ("tensorflow", "jax", "torch")
 IN_DISTRIBUTION = ("cifar10", "mnist", "fashion_mnist")
 OUT_OF_DISTRIBUTION = ("mnist", "fashion_mnist", "cifar10", "svhn", "gaussian")
-REPRODUCE_TARGETS = ("fig1", "fig2", "fig3", "fig4", "fig5", "backends", "all")
+from paper.reproduce import TARGETS
+
+REPRODUCE_TARGETS = (*TARGETS, "all")
 
 
 def build_parser():

@@ -11,9 +11,7 @@ import pathlib
 import platform
 import time
 
-import keras
-
-# target: the module of `keras_noisewarm.experiments` whose `reproduce(context)`
+# target: the module of `paper` whose `reproduce(context)`
 # makes it.
 TARGETS = {
     "fig1": "fig1",
@@ -22,6 +20,7 @@ TARGETS = {
     "fig4": "fig4",
     "fig5": "fig5",
     "backends": "backends",
+    "budget": "warmup_budget",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
 # under every backend, so it is asked for by name.
@@ -35,6 +34,8 @@ def reproduce(names, context):
     Returns:
         The path of the rebuilt `RESULTS.md`.
     """
+    import keras
+
     sections = pathlib.Path(context.output) / "sections"
     sections.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -57,6 +58,8 @@ def reproduce(names, context):
 
 def write_results(context):
     """Writes `RESULTS.md` from the sections found in `<output>/sections/`."""
+    import keras
+
     output = pathlib.Path(context.output)
     found = [
         (output / "sections" / f"{name}.md").read_text()

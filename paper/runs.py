@@ -86,13 +86,14 @@ class RunSpec:
         )
 
     def warmup(self):
-        """The paper's MLP warm-up recipe at this spec's length (Adam, batch 128)."""
+        """The paper's MLP warm-up recipe at this spec's length (Adam, batch 128,
+        BatchNorm statistics updated on the noise as in the authors' code)."""
         return keras_noisewarm.NoiseWarmup(
+            recipe="mlp",
             num_examples=self.warmup_examples,
-            batch_size=128,
-            optimizer="adam",
             learning_rate=self.warmup_learning_rate,
             noise=keras_noisewarm.noise.Gaussian(0.0, 1.0),
+            batchnorm="update",
             verbose=0,
         )
 
