@@ -110,6 +110,12 @@ class NoiseWarmup:
             match what was learnt even with a momentum of 0.999 that a short
             warm-up cannot move. `"update"`: training mode only (the
             authors' code). `"freeze"`: inference mode, statistics untouched.
+        freeze: Layers to keep as they are during the warm-up (a layer, a
+            name, or a list of them, at any depth of the model): for
+            fine-tuning, `freeze=backbone` warms up only the new head. They
+            are made non-trainable for the warm-up (so their BatchNorm layers
+            run in inference mode) and every layer's `trainable` flag is
+            restored afterwards, also on error.
         input_shape: Shape of one example without the batch dimension (a
             list or dict of shapes for several inputs); `None` reads it from
             `model.inputs`, or from a built subclassed model.
@@ -161,6 +167,7 @@ class NoiseWarmup:
         task=None,
         from_logits=None,
         batchnorm="recalibrate",
+        freeze=None,
         input_shape=None,
         seed=None,
         verbose="auto",
@@ -210,6 +217,7 @@ class NoiseWarmup:
         self.task = _tasks(task)
         self.from_logits = validation.check_from_logits(from_logits)
         self.batchnorm = validation.check_choice("batchnorm", batchnorm, BATCHNORM_MODES)
+        self.freeze = _layer_names(freeze)
         self.input_shape = None if input_shape is None else shapes_lib.example_shapes(input_shape)
         self.seed = validation.check_seed("seed", seed)
         validation.check_choice("verbose", verbose, VERBOSITY)
@@ -365,8 +373,18 @@ class NoiseWarmup:
             verbose = 1 if _in_terminal() else 0
             if not verbose:
                 callbacks.append(_ProgressLines(steps))
-        frozen = _freeze_batchnorm(model) if self.batchnorm == "freeze" else []
+        flags = [(layer, layer.trainable) for layer in [model, *_all_layers(model)]]
         try:
+            for layer in _resolved_layers(model, self.freeze):
+                layer.trainable = False
+            if self.batchnorm == "freeze":
+                for layer in _batchnorm_layers(model):
+                    layer.trainable = False
+            if not model.trainable_weights:
+                raise ValueError(
+                    f"With freeze={self.freeze!r}, model {model.name!r} has no trainable "
+                    "weights left to warm up."
+                )
             trainer.compile(optimizer=self.make_optimizer(), loss=spec.losses())
             history = trainer.fit(
                 dataset,
@@ -376,11 +394,15 @@ class NoiseWarmup:
                 verbose=verbose,
                 callbacks=callbacks,
             )
+            if self.batchnorm == "recalibrate":
+                # Only the BatchNorm layers that were warmed up (not frozen).
+                recalibrate_batchnorm(
+                    model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2)
+                )
         finally:
-            for layer in frozen:
-                layer.trainable = True
-        if self.batchnorm == "recalibrate":
-            recalibrate_batchnorm(model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2))
+            # The user's trainable flags, every one of them, as they were.
+            for layer, trainable in flags:
+                layer.trainable = trainable
         history.params["noise"] = [
             f"{description}: {family.describe()}"
             for family, description in zip(spec.families, spec.noise_descriptions)
@@ -412,6 +434,7 @@ class NoiseWarmup:
             "task": _serialised(self.task),
             "from_logits": self.from_logits,
             "batchnorm": self.batchnorm,
+            "freeze": self.freeze,
             "input_shape": _listed(self.input_shape),
             "seed": self.seed,
             "verbose": self.verbose,
@@ -605,19 +628,29 @@ def _all_layers(model):
     return list(getattr(model, "layers", []))
 
 
-def _freeze_batchnorm(model):
-    """Sets trainable BatchNorm layers to inference mode; returns them, to restore."""
-    frozen = [layer for layer in _all_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
-    for layer in frozen:
-        layer.trainable = False
-    return frozen
+def _batchnorm_layers(model):
+    return [layer for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+
+
+def _resolved_layers(model, names):
+    """The layers of `model` (at any depth) named in `names`."""
+    if not names:
+        return []
+    by_name = {layer.name: layer for layer in _all_layers(model)}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(
+            f"freeze names layers {missing} that model {model.name!r} does not have "
+            f"(its layers include {sorted(by_name)[:10]})."
+        )
+    return [by_name[name] for name in names]
 
 
 def _noise_batch(spec, num_examples, seed):
     """`num_examples` noise inputs for the model, as concrete tensors."""
     leaves, pack = shapes_lib.flatten(spec.input_shape)
-    generator = keras.random.SeedGenerator(seed)
+    generator = keras.random.SeedGenerator(seed % (2**31 - 1))
     return pack([
         family.step_sample((num_examples,) + shape, generator, dtype)
         for family, shape, dtype in zip(spec.families, leaves, spec.input_dtypes)
@@ -625,7 +658,23 @@ def _noise_batch(spec, num_examples, seed):
 
 
 def _noise_batches(spec, count, batch_size, seed):
-    return [_noise_batch(spec, batch_size, seed * 1000 + index) for index in range(count)]
+    return [_noise_batch(spec, batch_size, seed + 7919 * (index + 1)) for index in range(count)]
+
+
+def _layer_names(freeze):
+    if freeze is None:
+        return None
+    if isinstance(freeze, (str, keras.layers.Layer)):
+        freeze = [freeze]
+    names = []
+    for item in freeze:
+        if isinstance(item, keras.layers.Layer):
+            names.append(item.name)
+        elif isinstance(item, str):
+            names.append(item)
+        else:
+            raise ValueError(f"`freeze` takes layers or layer names, got {item!r}.")
+    return names
 
 
 def _stopping_rule(stop):
