@@ -15,6 +15,7 @@ from keras_noisewarm import inspection
 from keras_noisewarm import noise as noise_lib
 from keras_noisewarm import outputs as outputs_lib
 from keras_noisewarm import shapes as shapes_lib
+from keras_noisewarm import shared_layers
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
 from keras_noisewarm.noise import stream as stream_lib
@@ -113,7 +114,9 @@ def noise_confidence(
     inputs_only = stream.map(lambda inputs, labels: (inputs,)).take(
         math.ceil(num_examples / batch_size)
     )
-    predictions = model.predict(inputs_only, verbose=0)
+    # Noise is drawn for the model's own inputs: a keras-hub Task's
+    # preprocessor must not rescale it again, as the warm-up never does.
+    predictions = shared_layers.predict_model_inputs(model, inputs_only, verbose=0)
     predictions = keras.tree.flatten(predictions)[index][:num_examples]
     probabilities = outputs_lib.probabilities_of(predictions, task.from_logits)
     num_classes = probabilities.shape[-1]

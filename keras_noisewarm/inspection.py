@@ -185,7 +185,8 @@ def family_for_input(model, shape, dtype, consumer, family=None, data=None):
         model: The model, for messages.
         shape: Shape of one example of the input.
         dtype: The input's dtype.
-        consumer: The first layer that reads the input, or `None`.
+        consumer: The first layer that reads the input's values (past
+            spatial augmentation layers), or `None`.
         family: The user's family for it, or `None` for the default: token
             ids for an input read by an `Embedding` (its vocabulary, padding
             id 0 when it masks zeros), uniform noise over `[0, 255]` for
@@ -339,25 +340,61 @@ def _input_dtypes(model, input_shape):
 
 
 def _input_consumers(model, count):
-    """The first layer reading each symbolic input (or `None`)."""
+    """The first layer reading each symbolic input's values (or `None`).
+
+    Spatial augmentation layers in front (`SPATIAL_AUGMENTATIONS`, alone or
+    in a `Sequential` block of their own) move pixels without changing
+    their values, so the layer after them is the one that says the input's
+    scale (a `Rescaling` after a `RandomFlip`, as in the Keras tutorials).
+    """
     inputs = _symbolic_inputs(model)
     if inputs is None or len(inputs) != count:
         return [None] * count
-    consumers = []
-    for tensor in inputs:
-        consumer = None
-        for layer in getattr(model, "layers", []):
-            if isinstance(layer, keras.layers.InputLayer):
-                continue
-            nodes = getattr(layer, "_inbound_nodes", [])
-            if any(any(t is tensor for t in node.input_tensors) for node in nodes):
-                consumer = layer
-                break
-        consumers.append(consumer)
+    consumers = [_reader_of(model, [tensor]) for tensor in inputs]
     if isinstance(model, keras.Sequential) and count == 1 and consumers[0] is None:
         layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
         consumers = [layers[0] if layers else None]
-    return consumers
+    return [_past_augmentation(model, consumer) for consumer in consumers]
+
+
+# Augmentation layers that move pixels but keep their values (the noise
+# keeps its scale through them).
+SPATIAL_AUGMENTATIONS = (
+    keras.layers.RandomFlip,
+    keras.layers.RandomCrop,
+    keras.layers.RandomRotation,
+    keras.layers.RandomTranslation,
+    keras.layers.RandomZoom,
+)
+
+
+def _is_spatial_augmentation(layer):
+    if isinstance(layer, keras.Sequential):
+        return bool(layer.layers) and all(isinstance(inner, SPATIAL_AUGMENTATIONS) for inner in layer.layers)
+    return isinstance(layer, SPATIAL_AUGMENTATIONS)
+
+
+def _past_augmentation(model, layer):
+    """`layer`, or the first layer after it that is not a spatial augmentation."""
+    while layer is not None and _is_spatial_augmentation(layer):
+        if isinstance(model, keras.Sequential) and layer in model.layers:
+            index = model.layers.index(layer)
+            layer = model.layers[index + 1] if index + 1 < len(model.layers) else None
+            continue
+        outputs = [tensor for node in getattr(layer, "_inbound_nodes", []) for tensor in node.output_tensors]
+        layer = _reader_of(model, outputs)
+    return layer
+
+
+def _reader_of(model, tensors):
+    """The first layer of `model` (not an InputLayer) that reads one of `tensors`."""
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        nodes = getattr(layer, "_inbound_nodes", [])
+        if any(any(t is tensor for tensor in tensors for t in node.input_tensors) for node in nodes):
+            return layer
+    return None
 
 
 def _probe(model, probe_inputs, input_shape):

@@ -25,3 +25,24 @@ class SharedLayersModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.wrapped(inputs, training=training)
+
+
+def predict_model_inputs(model, inputs, **kwargs):
+    """`model.predict` on inputs that are already what the model's graph takes.
+
+    A keras-hub `Task` (an `ImageClassifier`, say) maps its `preprocessor`
+    over whatever its `predict` is given. Noise is drawn for the model's own
+    inputs, which are the preprocessor's outputs (the warm-up trains there,
+    through a `SharedLayersModel`), so it must not be preprocessed a second
+    time. Predicting through a `SharedLayersModel` skips the preprocessing;
+    for any other model it is plain `predict`.
+
+    Args:
+        model: A built Keras model.
+        inputs: Its inputs (arrays, tensors or a dataset, as `predict` takes).
+        **kwargs: Arguments of `predict` (`batch_size`, `verbose`...).
+
+    Returns:
+        The outputs, as `predict` returns them.
+    """
+    return SharedLayersModel(model, name=f"{model.name}_predict").predict(inputs, **kwargs)

@@ -21,6 +21,9 @@ TARGETS = {
     "fig5": "fig5",
     "backends": "backends",
     "budget": "warmup_budget",
+    "resnet18": "resnet18",
+    "resnet18_cpu": "resnet18_cpu",
+    "finetune": "finetune",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
 # under every backend, so it is asked for by name.

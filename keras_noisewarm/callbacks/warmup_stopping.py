@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_noisewarm import validation
+from keras_noisewarm.shared_layers import SharedLayersModel
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
@@ -62,7 +63,10 @@ class WarmupStopping(keras.callbacks.Callback):
     def bind(self, model, noise_inputs, tasks, max_steps):
         """Given by the warm-up: the model to watch, fixed noise inputs, the outputs'
         tasks and the warm-up's longest length."""
-        self._probe = (model, noise_inputs, tuple(tasks))
+        # Predicted through a wrapper made once: a keras-hub Task's predict
+        # would run its preprocessor over the noise, which the warm-up
+        # trains on unpreprocessed.
+        self._probe = (SharedLayersModel(model, name=f"{model.name}_prior_gap"), noise_inputs, tuple(tasks))
         self._every = self.check_every or max(1, max_steps // 20)
 
     def checks_needed(self, max_steps):
