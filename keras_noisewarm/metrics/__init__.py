@@ -1,4 +1,5 @@
-"""Streaming calibration metrics and proper scoring rules for Keras 3.
+"""Streaming calibration metrics, proper scoring rules and selective
+prediction (AURC) for Keras 3.
 
 Every metric here is a `keras.metrics.Metric` with a fixed-size state: use
 it in `model.compile(metrics=[...])`, in `model.evaluate`, or on its own
@@ -12,3 +13,6 @@ from keras_noisewarm.metrics.calibration import ExpectedCalibrationError
 from keras_noisewarm.metrics.calibration import MaximumCalibrationError
 from keras_noisewarm.metrics.scoring import BrierScore
 from keras_noisewarm.metrics.scoring import NegativeLogLikelihood
+from keras_noisewarm.metrics.selective import AreaUnderRiskCoverageCurve
+from keras_noisewarm.metrics.selective import ExcessAreaUnderRiskCoverageCurve
+from keras_noisewarm.metrics.selective import SelectiveAccuracy
