@@ -63,9 +63,9 @@ def test_quick_reproduction_writes_tables_figures_and_resumes(
     choices = json.loads((folder / "choices.json").read_text())
     assert choices["mc_dropout"]["value"] in (0.1, 0.3)
     assert all(nll is not None for nll in choices["mc_dropout"]["nll"].values())
-    # A rerun trains nothing: every run and output is found in the cache.
+    # Training again trains nothing: every run and output is in the cache.
     before = {path: path.stat().st_mtime for path in (tmp_path / "runs").rglob("*.npz")}
-    assert cli.main(arguments) == 0
+    alternatives.train(_context(tmp_path, data_dir), "mlp")
     assert {path: path.stat().st_mtime for path in (tmp_path / "runs").rglob("*.npz")} == before
 
 
@@ -73,7 +73,7 @@ def _context(tmp_path, data_dir):
     from paper import context
 
     return context.Context(output=tmp_path, cache=tmp_path / "runs", quick=True,
-                           data_dir=data_dir)
+                           data_dir=data_dir, verbose=0)
 
 
 def test_mixup_batches_blend_pairs_and_repeat_under_the_same_seed():
@@ -110,13 +110,13 @@ def test_mc_dropout_outputs_average_stochastic_passes():
     one = model.predict(inputs, verbose=0)
     two = model.predict(inputs, verbose=0)
     assert not np.allclose(one, two)  # dropout stays on at inference
-    mean = alternatives.mc_dropout_outputs(model, inputs, samples=50)
+    mean = alternatives.mc_dropout_outputs(model, inputs, samples=20)
     probabilities = np.exp(mean)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     single = keras.ops.convert_to_numpy(keras.ops.softmax(one))
-    # Averaging 50 passes moves the probabilities towards their mean: the
+    # Averaging 20 passes moves the probabilities towards their mean: the
     # average is closer to another average than to one pass.
-    again = np.exp(alternatives.mc_dropout_outputs(model, inputs, samples=50))
+    again = np.exp(alternatives.mc_dropout_outputs(model, inputs, samples=20))
     assert np.abs(probabilities - again).mean() < np.abs(probabilities - single).mean()
 
 
