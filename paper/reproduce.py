@@ -21,6 +21,7 @@ TARGETS = {
     "fig5": "fig5",
     "backends": "backends",
     "budget": "warmup_budget",
+    "tasks": "tasks",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
 # under every backend, so it is asked for by name.
