@@ -213,6 +213,120 @@ def test_low_precision_softmax_rows_are_read_as_probabilities_everywhere(policy)
     assert math.isfinite(history.history["loss"][0])
 
 
+def test_post_hoc_layers_fit_and_apply_what_a_float64_reference_does(policy):
+    model = classifier()
+    x, labels = inputs_and_labels(model, num_examples=600, seed=6)
+    logits = outputs_of(model, x)
+    widened = logits.astype(np.float64)
+    held_out, test = slice(0, 500), slice(500, None)
+
+    temperature = posthoc.TemperatureScaling().fit(logits[held_out], labels[held_out])
+    # The fit is an optimisation to a gradient of 1e-8 in float64, of the
+    # same exactly widened logits: it agrees with a golden-section search to
+    # about 1e-6 relative.
+    expected_temperature = reference.fitted_temperature(widened[held_out], labels[held_out])
+    assert temperature.temperature == pytest.approx(expected_temperature, rel=1e-4)
+
+    with warnings.catch_warnings():
+        # A fit that warns it did not converge would not be a reference.
+        warnings.simplefilter("error", RuntimeWarning)
+        vector = posthoc.VectorScaling().fit(logits[held_out], labels[held_out])
+    scale = keras.ops.convert_to_numpy(vector.scale).astype(np.float64)
+    bias = keras.ops.convert_to_numpy(vector.bias).astype(np.float64)
+    # Optimality of the fitted float32 parameters: the float64 gradient of
+    # the held-out NLL vanishes up to the rounding of the parameters.
+    for gradient in reference.mean_nll_gradient(widened[held_out], labels[held_out], scale, bias):
+        assert np.max(np.abs(gradient)) < 1e-4
+
+    inputs = keras.Input((16,))
+    calibrated = keras.Model(inputs, [temperature(model(inputs)), vector(model(inputs))])
+    scaled, vector_scaled = calibrated.predict(x[test], verbose=0)
+    # Fitted layers compute in float32 under every policy (a float32 result
+    # of exactly widened inputs).
+    assert scaled.dtype == np.float32 and vector_scaled.dtype == np.float32
+    np.testing.assert_allclose(
+        scaled, widened[test] / temperature.temperature, rtol=FLOAT32_RTOL, atol=1e-6
+    )
+    np.testing.assert_allclose(vector_scaled, widened[test] * scale + bias, rtol=FLOAT32_RTOL, atol=1e-5)
+
+    # On probabilities the layer returns calibrated probabilities.
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+    on_probabilities = posthoc.TemperatureScaling(initial_temperature=2.0, from_logits=False)
+    expected = reference.softmax(np.log(np.maximum(probabilities.astype(np.float64), 1e-12)) / 2.0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(on_probabilities(probabilities)), expected, atol=1e-6
+    )
+
+
+def score_references(logits):
+    probabilities = reference.softmax(logits)
+    log_p = reference.log_softmax(logits)
+    return {
+        "msp": probabilities.max(axis=1),
+        "max_logit": logits.max(axis=1),
+        "energy": np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
+        + logits.max(axis=1),
+        "entropy": (probabilities * log_p).sum(axis=1),
+    }
+
+
+def assert_booleans_agree_away_from_the_threshold(actual, scores, threshold, expected):
+    # Scores are float32 in the layers: entries within float32 rounding of
+    # the threshold may go either way.
+    margin = 1e-5 * max(1.0, abs(threshold))
+    away = np.abs(scores - threshold) > margin
+    assert away.mean() > 0.99
+    np.testing.assert_array_equal(actual[away], expected[away])
+
+
+def test_threshold_and_conformal_layers_agree_with_the_float64_reference(policy):
+    model = classifier(seed=11)
+    x, labels = inputs_and_labels(model, num_examples=600, seed=12)
+    logits = outputs_of(model, x)
+    widened = logits.astype(np.float64)
+    held_out, test = slice(0, 300), slice(300, None)
+    alpha = 0.1
+    rank = math.ceil((300 + 1) * (1 - alpha))
+
+    threshold = ood.OODThreshold(score="energy", alpha=alpha).fit(logits[held_out])
+    energy = score_references(widened)["energy"]
+    expected_threshold = np.sort(energy[held_out])[::-1][rank - 1]
+    fitted = float(keras.ops.convert_to_numpy(threshold.threshold))
+    assert fitted == pytest.approx(expected_threshold, rel=FLOAT32_RTOL)
+    is_unknown = keras.ops.convert_to_numpy(threshold(logits[test]))
+    assert is_unknown.dtype == bool
+    assert_booleans_agree_away_from_the_threshold(
+        is_unknown, energy[test], fitted, energy[test] < expected_threshold
+    )
+
+    probabilities = reference.softmax(widened)
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(probabilities, order, axis=1)
+    mass_up_to = np.empty_like(probabilities)
+    np.put_along_axis(mass_up_to, order, np.cumsum(sorted_p, axis=1), axis=1)
+    ranks = np.empty_like(probabilities)
+    np.put_along_axis(ranks, order, np.arange(1, NUM_CLASSES + 1)[None, :].repeat(len(x), 0), axis=1)
+    class_scores = {
+        "lac": (conformal.LACPredictionSets(alpha=alpha), 1.0 - probabilities),
+        "aps": (conformal.APSPredictionSets(alpha=alpha, randomized=False), mass_up_to),
+        "raps": (
+            conformal.RAPSPredictionSets(alpha=alpha, randomized=False, penalty=0.05, k_reg=2),
+            mass_up_to + 0.05 * np.maximum(ranks - 2, 0),
+        ),
+    }
+    rows = np.arange(len(x))
+    for name, (layer, scores) in class_scores.items():
+        layer.fit(logits[held_out], labels[held_out])
+        expected_quantile = np.sort(scores[rows[held_out], labels[held_out]])[rank - 1]
+        quantile = float(keras.ops.convert_to_numpy(layer.quantile))
+        assert quantile == pytest.approx(expected_quantile, rel=FLOAT32_RTOL, abs=1e-6), name
+        sets = keras.ops.convert_to_numpy(layer(logits[test]))
+        assert sets.dtype == bool
+        assert_booleans_agree_away_from_the_threshold(
+            sets, scores[test], quantile, scores[test] <= expected_quantile
+        )
+
+
 def test_calibration_monitor_logs_the_reference_values_of_the_predictions(policy):
     model = classifier(seed=13)
     x, labels = inputs_and_labels(model, seed=14)
