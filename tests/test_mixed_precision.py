@@ -270,6 +270,71 @@ def score_references(logits):
     }
 
 
+def test_ood_scores_of_low_precision_outputs_equal_the_float64_reference(policy):
+    model = classifier(seed=7)
+    x = np.random.default_rng(8).normal(scale=2.0, size=(NUM_EXAMPLES, 16)).astype("float32")
+    logits = outputs_of(model, x)
+    widened = logits.astype(np.float64)
+    for name, expected in score_references(widened).items():
+        by_model = ood.get(name)(model, x)
+        by_outputs = keras.ops.convert_to_numpy(ood.get(name).score_outputs(logits))
+        for scores in (by_model, by_outputs):
+            assert scores.dtype == np.float32, name
+            np.testing.assert_allclose(scores, expected, rtol=FLOAT32_RTOL, atol=1e-6, err_msg=name)
+    # Under bfloat16 the old scores, computed in the outputs' dtype, tied for
+    # most inputs; from float32 they tie no more than the reference does.
+    msp = ood.get("msp")(model, x)
+    assert len(np.unique(msp)) >= len(np.unique(score_references(widened)["msp"])) - 2
+
+
+def test_zero_probabilities_of_float16_keep_finite_logits_and_scores():
+    # 1e-12, the floor of a probability's logarithm, is 0 in float16: the
+    # negative entropy of a float16 softmax that underflowed was NaN.
+    probabilities = keras.ops.cast(np.array([[1.0, 0.0, 0.0], [0.75, 0.25, 0.0]]), "float16")
+    logits = keras.ops.convert_to_numpy(keras_noisewarm.outputs.logits(probabilities, False))
+    assert np.all(np.isfinite(logits.astype(np.float64)))
+    entropy = keras.ops.convert_to_numpy(ood.get("entropy").score_outputs(probabilities))
+    expected = [0.0, 0.75 * math.log(0.75) + 0.25 * math.log(0.25)]
+    np.testing.assert_allclose(entropy, expected, atol=1e-6)
+
+
+def test_odin_steps_against_the_analytic_gradient_sign(policy):
+    # A linear model: logits = x W + b, so the gradient of the cross-entropy
+    # of softmax(logits / T) against the predicted class is known exactly.
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(NUM_CLASSES)])
+    x = np.random.default_rng(10).normal(size=(64, 16)).astype("float32")
+    kernel, bias = (keras.ops.convert_to_numpy(w).astype(np.float64) for w in model.layers[0].weights)
+    temperature, epsilon = 2.0, 0.01
+    logits = x.astype(np.float64) @ kernel + bias
+    residual = reference.softmax(logits / temperature)
+    residual[np.arange(64), logits.argmax(axis=1)] -= 1.0
+    gradient = residual @ kernel.T / temperature
+    perturbed = keras.ops.convert_to_numpy(
+        ood.odin_perturbation(model, x, temperature=temperature, epsilon=epsilon)
+    ).astype(np.float64)
+    steps = np.round((x - perturbed) / epsilon)
+    # The model computes the gradient in its dtype: each component is a sum
+    # over classes, rounded by a few epsilons of the sum of its terms' sizes.
+    # Compare the sign where the float64 gradient exceeds ten times that.
+    rounding = EPSILON[model.compute_dtype] * (np.abs(residual) @ np.abs(kernel).T) / temperature
+    clear = np.abs(gradient) > 10 * rounding
+    # A row whose two largest logits lie within the model's rounding may
+    # predict (and so differentiate) another class.
+    ordered = np.sort(logits, axis=1)
+    gap = ordered[:, -1] - ordered[:, -2]
+    clear &= (gap > 8 * EPSILON[model.compute_dtype] * np.abs(logits).max(axis=1))[:, None]
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(steps[clear], np.sign(gradient[clear]))
+    # The score of the perturbed inputs is the MSP at T, computed in float32.
+    scores = ood.odin_score(model, x, temperature=temperature, epsilon=0.0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(scores),
+        reference.softmax(outputs_of(model, x).astype(np.float64) / temperature).max(axis=1),
+        rtol=FLOAT32_RTOL,
+    )
+
+
 def assert_booleans_agree_away_from_the_threshold(actual, scores, threshold, expected):
     # Scores are float32 in the layers: entries within float32 rounding of
     # the threshold may go either way.
