@@ -11,15 +11,15 @@ conformal quantile) travel inside the SavedModel as variables.
 It is built on Keras's own export path, `keras.export.ExportArchive`, so
 it works where that works: under TensorFlow, and under JAX (through
 `jax2tf`, which embeds the computation as StableHLO, lowered for the
-platforms given by `platforms`). Keras 3's export from PyTorch needs
-`torch_xla` and, in Keras 3.15, fails inside `torch.export` even then; under
-PyTorch, `export_serving` therefore saves the model and the fitted layers as
-`.keras` files and writes the SavedModel from a TensorFlow subprocess that
-reloads them.
+platforms given by `platforms`). Its PyTorch path fails in Keras 3.15
+(see `keras_noisewarm.backend.export`); under PyTorch, `export_serving`
+saves the model and the fitted layers as `.keras` files and writes the
+SavedModel from a TensorFlow subprocess that reloads them.
 
 The signature `serving_default` (also available as `serve`) takes one
-float tensor `inputs` of the model's input shape with any batch size `N`
-(several inputs get the names `saved_model_cli show` lists) and returns:
+tensor `inputs` of the model's input shape and dtype, with any batch size
+`N` (a model of several inputs takes them under the names `saved_model_cli
+show` lists), and returns:
 
 | name | dtype | shape | present |
 |---|---|---|---|
@@ -35,7 +35,7 @@ float tensor `inputs` of the model's input shape with any batch size `N`
 
 `K` is the number of classes (2 for a model with one sigmoid unit, whose
 probabilities are `[1 - p, p]`). The signature `serve_raw` returns the
-model's own outputs as `outputs` (float, `(N, K)`).
+model's own outputs as `outputs` (its dtype, `(N, K)` or `(N, 1)`).
 
 Every fitted layer reads the model's outputs, as `layer(model(x))` does in
 Keras: fit them on `model.predict` of held-out data. Layers fitted on
@@ -59,6 +59,7 @@ from keras_noisewarm import inspection
 from keras_noisewarm import outputs as outputs_lib
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
+from keras_noisewarm.backend import export as export_backend
 from keras_noisewarm.conformal import layers as conformal_layers
 from keras_noisewarm.ood import scores as scores_lib
 from keras_noisewarm.ood import threshold as threshold_lib
@@ -74,7 +75,6 @@ PREDICTION_SETS = (
     conformal_layers.APSPredictionSets,
     conformal_layers.RAPSPredictionSets,
 )
-JAX_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # Seconds the TensorFlow subprocess of a PyTorch export may take.
 SUBPROCESS_TIMEOUT = 600
 
@@ -168,22 +168,11 @@ def export_serving(
         from_logits=from_logits,
     )
     input_signature = _input_signature(model, input_signature)
-    if platforms is not None:
-        if keras.backend.backend() == "tensorflow":
-            raise ValueError(
-                "`platforms` sets the platforms of a JAX export (StableHLO); "
-                "under TensorFlow the SavedModel holds TensorFlow ops, which run "
-                "everywhere. Leave it out."
-            )
-        if isinstance(platforms, str):
-            platforms = (platforms,)
-        platforms = tuple(
-            validation.check_choice("platforms", platform, JAX_PLATFORMS) for platform in platforms
-        )
+    options = export_backend.endpoint_options(platforms)
     plan.check_on(model, input_signature)
-    if keras.backend.backend() == "torch":
-        return _export_through_tensorflow(plan, filepath, input_signature, platforms, verbose)
-    _write(plan, filepath, input_signature, platforms, verbose)
+    if not export_backend.exports_in_process():
+        return _export_through_tensorflow(plan, filepath, input_signature, verbose)
+    _write(plan, filepath, input_signature, options, verbose)
     return plan.output_specs()
 
 
@@ -192,7 +181,8 @@ class ServingPlan:
 
     `export_serving` builds one, which checks every argument; `outputs`
     is the signature's computation on a batch of model outputs, in
-    `keras.ops`, so that it exports from any backend.
+    `keras.ops`, so that it exports from any backend. Use it in an
+    `ExportArchive` endpoint of your own to add other outputs.
 
     Args:
         model: The classifier.
@@ -441,7 +431,7 @@ def _input_signature(model, input_signature):
     return list(input_signature)
 
 
-def _write(plan, filepath, input_signature, platforms, verbose):
+def _write(plan, filepath, input_signature, options, verbose):
     """Writes the SavedModel with `keras.export.ExportArchive` (TensorFlow, JAX)."""
     model = plan.model
 
@@ -451,9 +441,6 @@ def _write(plan, filepath, input_signature, platforms, verbose):
     def serve_raw(inputs):
         return {"outputs": model(inputs, training=False)}
 
-    options = {}
-    if platforms is not None:
-        options["jax2tf_kwargs"] = {"native_serialization_platforms": platforms}
     archive = keras.export.ExportArchive()
     archive.track(model)
     for layer in plan.fitted_layers().values():
@@ -476,13 +463,7 @@ def _write(plan, filepath, input_signature, platforms, verbose):
 # PyTorch: the SavedModel is written by TensorFlow, from the `.keras` files.
 
 
-def _export_through_tensorflow(plan, filepath, input_signature, platforms, verbose):
-    if platforms is not None:
-        raise ValueError(
-            "`platforms` sets the platforms of a JAX export; a model trained under "
-            "PyTorch is exported by TensorFlow, whose SavedModel runs everywhere. "
-            "Leave it out."
-        )
+def _export_through_tensorflow(plan, filepath, input_signature, verbose):
     modules = _modules_to_import(plan)
     with tempfile.TemporaryDirectory(prefix="keras_noisewarm_export_") as folder:
         folder = pathlib.Path(folder)

@@ -76,10 +76,10 @@ def build(batch_norm):
     return keras.Sequential(layers)
 
 
-def warmed_up(scope, batch_norm, noise_source):
+def warmed_up(scope, batch_norm, noise_source, measure_before=False):
     with scope():
         model = build(batch_norm)
-        before = keras_noisewarm.noise_confidence(model, num_examples=1024)
+        before = keras_noisewarm.noise_confidence(model, num_examples=1024) if measure_before else None
         recorder = RecordsTheDistribution()
         keras_noisewarm.warmup(
             model, num_classes=NUM_CLASSES, noise_source=noise_source,
@@ -87,7 +87,7 @@ def warmed_up(scope, batch_norm, noise_source):
         )
         after = keras_noisewarm.noise_confidence(model, num_examples=1024)
     return {
-        "before": before.mean_confidence,
+        "before": before and before.mean_confidence,
         "after": after.mean_confidence,
         "devices": recorder.devices,
         "weights": [np.asarray(w, "float64") for w in model.get_weights()],
@@ -133,7 +133,7 @@ def main(result_path):
     # BatchNorm normalises each replica's own batch under tf.distribute, so
     # only the model without it can match one device's weights there.
     for noise_source, batch_norm in (("stream", True), ("device", False)):
-        one = warmed_up(single, batch_norm, noise_source)
+        one = warmed_up(single, batch_norm, noise_source, measure_before=True)
         two = warmed_up(distributed, batch_norm, noise_source)
         result["warmup"][noise_source] = {
             "batch_norm": batch_norm,
