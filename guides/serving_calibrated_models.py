@@ -234,8 +234,15 @@ clothes = {key: np.array(value) for key, value in answers["clothes"].items()}
 First, the served probabilities are the Keras model's. Then what
 `is_unknown` says: about 5% of the test digits are flagged (the threshold's
 promise, on average over held-out sets), and far more of the clothes. The
-calibrated confidence and the prediction sets tell the same story from two
-other sides: lower confidence and larger sets on the clothes.
+calibrated confidence is lower on the clothes too.
+
+The prediction sets keep their promise on digits (90% coverage), but their
+size is no OOD detector. LAC sets hold every class whose probability passes
+one fitted cut: a weak model (this guide's fast mode) is unsure on clothes
+and gives them larger sets; an accurate one (the full mode) set the cut so
+high that most clothes, on which no class is that likely, get an **empty**
+set. An empty set says "none of the classes" and is worth reading as a
+flag of its own.
 """
 
 keras_probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(test_logits))
@@ -253,9 +260,10 @@ print(f"is_unknown on test digits: {flagged_digits:.3f}  (threshold alpha = {ALP
 print(f"is_unknown on clothes:     {flagged_clothes:.3f}")
 print(f"Calibrated confidence, digits / clothes: "
       f"{digits['calibrated_confidence'].mean():.3f} / {clothes['calibrated_confidence'].mean():.3f}")
-print(f"Prediction sets: coverage {coverage:.3f} on digits (1 - alpha = {1 - ALPHA_SETS}), "
-      f"mean size {digits['prediction_set_size'].mean():.2f} on digits, "
-      f"{clothes['prediction_set_size'].mean():.2f} on clothes")
+print(f"Prediction sets: coverage {coverage:.3f} on digits (1 - alpha = {1 - ALPHA_SETS})")
+for name, answer in (("digits", digits), ("clothes", clothes)):
+    sizes = answer["prediction_set_size"]
+    print(f"  on {name:<7}: mean size {sizes.mean():.2f}, empty {np.mean(sizes == 0):.3f}")
 
 # What the printed numbers must show (checked in the fast test run too).
 binomial = 3 * np.sqrt(ALPHA_OOD * (1 - ALPHA_OOD) / NUM_TEST)
@@ -266,7 +274,8 @@ assert np.array_equal(
 assert flagged_digits <= ALPHA_OOD + binomial, flagged_digits
 assert flagged_clothes > flagged_digits + 0.1, (flagged_clothes, flagged_digits)
 assert coverage >= 1 - ALPHA_SETS - 3 * np.sqrt(ALPHA_SETS * (1 - ALPHA_SETS) / NUM_TEST)
-assert clothes["prediction_set_size"].mean() > digits["prediction_set_size"].mean()
+assert clothes["calibrated_confidence"].mean() < digits["calibrated_confidence"].mean()
+assert np.array_equal(digits["prediction_set_size"], digits["prediction_set"].sum(axis=1))
 
 """
 ## Serve it with TensorFlow Serving
@@ -305,6 +314,26 @@ is_unknown = tf.make_ndarray(response.outputs["is_unknown"])
 
 A model exported under JAX runs on the platform it was lowered for: pass
 `platforms=("cpu", "cuda")` to `export_serving` to serve it on GPUs too.
+
+## Results we measured
+
+One full run of this guide (JAX backend, CPU, about two minutes; 20,000
+training digits, 10 epochs, the default-length warm-up of 2,500 x 128 noise
+images; 5,000 held-out digits, 5,000 test digits, 5,000 clothes):
+
+| | digits (test) | clothes |
+|---|---|---|
+| `is_unknown` | 0.049 | 0.582 |
+| mean `calibrated_confidence` | 0.964 | 0.745 |
+| prediction sets: mean size / share empty | 0.91 / 0.091 | 0.37 / 0.626 |
+
+Test accuracy 0.966, fitted temperature 1.485, coverage of the sets 0.902;
+served and Keras probabilities differ by at most 9.5e-7, and the
+`PredictRequest` answers equal direct calls bit for bit. The threshold
+flagged 4.9% of the digits, inside its 5% promise, but let 42% of the
+clothes through: a small MLP's energy score separates the two sets only
+partly. The fast mode (2,000 training digits, two epochs) prints other
+numbers; its assertions check what every run must show.
 
 ## What's next
 
