@@ -360,7 +360,7 @@ class _DeviceNoiseTrainer(SharedLayersModel):
     """Draws the noise inputs inside the train step, on the device.
 
     It is fed `noise.target_dataset`: the targets, and a placeholder input
-    that it ignores. A `SeedGenerator` makes every step draw fresh noise,
+    that only gives the batch's number of rows. A `SeedGenerator` makes every step draw fresh noise,
     also inside a compiled (`jit`) step, where Keras threads its state
     through. Under a `tf.distribute` strategy every replica draws the whole
     global batch alike and trains on its own slice of it
