@@ -14,7 +14,8 @@ import sys
 BACKENDS = ("tensorflow", "jax", "torch")
 IN_DISTRIBUTION = ("cifar10", "mnist", "fashion_mnist")
 OUT_OF_DISTRIBUTION = ("mnist", "fashion_mnist", "cifar10", "svhn", "gaussian")
-REPRODUCE_TARGETS = ("fig1", "fig2", "fig3", "fig4", "fig5", "backends", "all")
+REPRODUCE_TARGETS = ("fig1", "fig2", "fig3", "fig4", "fig5", "backends", "feedback_alignment",
+                     "all")
 
 
 def build_parser():
@@ -63,7 +64,9 @@ def build_parser():
             "and the depth x data-size grid), fig3 (2-D toy model), fig4 "
             "(epoch- and accuracy-matched ECE, trajectories), fig5 (OOD "
             "confidence and AUROC), backends (the main comparison under "
-            "TensorFlow, JAX and PyTorch); all = fig1..fig5. Each writes PNGs "
+            "TensorFlow, JAX and PyTorch), feedback_alignment (the companion "
+            "paper: FA with noise pretraining on MNIST and Fashion-MNIST); "
+            "all = fig1..fig5. Each writes PNGs "
             "and a markdown section; RESULTS.md collects them. Finished runs are "
             "reused."
         ),
