@@ -7,6 +7,7 @@ import pytest
 import keras_noisewarm
 from keras_noisewarm import backend
 from keras_noisewarm.callbacks import FeedbackAlignmentMonitor
+from keras_noisewarm.feedback_alignment import FeedbackAlignmentConv2D
 from keras_noisewarm.feedback_alignment import FeedbackAlignmentDense
 from keras_noisewarm.feedback_alignment import angle_between
 from keras_noisewarm.feedback_alignment import effective_rank
@@ -260,7 +261,7 @@ def test_update_angles_are_zero_when_feedback_equals_the_weights():
     # Stateless: the BatchNorm statistics did not move.
     for before, variable in zip(moving, model.layers[1].non_trainable_weights):
         np.testing.assert_array_equal(_numpy(variable), before)
-    with pytest.raises(ValueError, match="no FeedbackAlignmentDense"):
+    with pytest.raises(ValueError, match="no feedback-alignment layers"):
         update_angles(_mlp(), x, y, loss=LOSS)
     with pytest.raises(ValueError, match="not compiled"):
         update_angles(to_feedback_alignment(_mlp()), x, y)
@@ -304,7 +305,7 @@ def test_monitor_arguments_are_checked_at_construction():
         FeedbackAlignmentMonitor(prefix=3)
     model = _mlp()
     model.compile("adam", LOSS)
-    with pytest.raises(ValueError, match="no FeedbackAlignmentDense"):
+    with pytest.raises(ValueError, match="no feedback-alignment layers"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[FeedbackAlignmentMonitor()])
 
 
@@ -327,3 +328,57 @@ def test_noise_warmup_trains_through_the_feedback_matrices():
     # The output layer's update needs no feedback; the hidden layer's went through B.
     np.testing.assert_allclose(_numpy(fa.layers[1].kernel), output, rtol=1e-5, atol=1e-6)
     assert np.abs(_numpy(fa.layers[0].kernel) - hidden).max() > 1e-3
+
+
+def test_convolution_gradients_are_those_of_the_feedback_kernel_for_the_input():
+    layer = FeedbackAlignmentConv2D(3, 3, strides=2, padding="same")
+    x = np.random.default_rng(4).standard_normal((2, 7, 7, 2)).astype("float32")
+    layer.build(x.shape)
+    plain = keras.layers.Conv2D(3, 3, strides=2, padding="same")
+    plain.build(x.shape)
+    plain.set_weights([_numpy(layer.kernel), _numpy(layer.bias)])
+    np.testing.assert_array_equal(_numpy(layer(x)), _numpy(plain(x)))
+    upstream = np.random.default_rng(5).standard_normal(tuple(layer(x).shape)).astype("float32")
+
+    def feedback_loss(values):
+        outputs, _ = layer.stateless_call(values[1:], [layer.feedback], values[0])
+        return keras.ops.sum(keras.ops.multiply(outputs, upstream))
+
+    def plain_loss(values):  # values: inputs, kernel, bias
+        outputs, _ = plain.stateless_call(values[1:], [], values[0])
+        return keras.ops.sum(keras.ops.multiply(outputs, upstream))
+
+    found = [_numpy(g) for g in backend.gradients(feedback_loss, [x, layer.kernel, layer.bias])]
+    usual = [_numpy(g) for g in backend.gradients(plain_loss, [x, layer.kernel, layer.bias])]
+    through_feedback = _numpy(backend.gradients(plain_loss, [x, layer.feedback, layer.bias])[0])
+    np.testing.assert_allclose(found[0], through_feedback, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(found[1], usual[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(found[2], usual[2], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(found[0], usual[0], atol=1e-3)
+
+
+def test_cnn_conversion_training_and_saving(tmp_path):
+    model = keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+        keras.layers.Flatten(), keras.layers.Dense(3, name="output")])
+    twin = to_feedback_alignment(model, seed=0)
+    assert [type(layer) for layer in feedback_layers(twin)] == [
+        FeedbackAlignmentConv2D, FeedbackAlignmentDense]
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((32, 6, 6, 1)).astype("float32"), rng.integers(0, 3, 32)
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), model.predict(x, verbose=0))
+    feedback = _numpy(twin.get_layer("conv").feedback)
+    kernel = _numpy(twin.get_layer("conv").kernel)
+    twin.compile(keras.optimizers.SGD(0.1), LOSS)
+    twin.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    np.testing.assert_array_equal(_numpy(twin.get_layer("conv").feedback), feedback)
+    assert np.abs(_numpy(twin.get_layer("conv").kernel) - kernel).max() > 1e-4
+    assert 0 < update_angles(twin, x, y)["conv"] < 180
+    twin.save(tmp_path / "cnn.keras")
+    loaded = keras.saving.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_array_equal(_numpy(loaded.get_layer("conv").feedback), feedback)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), twin.predict(x, verbose=0))
+    assert [type(layer).__name__ for layer in to_backpropagation(twin).layers] == [
+        "Conv2D", "Flatten", "Dense"]
+    with pytest.raises(ValueError, match="LoRA"):
+        FeedbackAlignmentConv2D(2, 3, lora_rank=2)

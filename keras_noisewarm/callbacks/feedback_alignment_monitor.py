@@ -10,7 +10,8 @@ from keras_noisewarm.feedback_alignment import diagnostics
 class FeedbackAlignmentMonitor(keras.callbacks.Callback):
     """Logs alignment angles and effective ranks at the end of every epoch.
 
-    For a model with `FeedbackAlignmentDense` layers, the monitor writes
+    For a model with feedback-alignment layers (`FeedbackAlignmentDense`,
+    `FeedbackAlignmentConv2D`), the monitor writes
     into the epoch's `logs`, with `prefix` (`"fa_"`) in front of each name:
 
     - `weight_angle_<layer>`: the angle in degrees between the layer's
@@ -75,7 +76,7 @@ class FeedbackAlignmentMonitor(keras.callbacks.Callback):
         if not diagnostics.feedback_layers(self.model):
             raise ValueError(
                 f"FeedbackAlignmentMonitor: model {self.model.name} has no "
-                "FeedbackAlignmentDense layers (see "
+                "feedback-alignment layers such as FeedbackAlignmentDense (see "
                 "keras_noisewarm.feedback_alignment.to_feedback_alignment)."
             )
         if self.data is not None:

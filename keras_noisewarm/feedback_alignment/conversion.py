@@ -3,20 +3,28 @@
 import keras
 
 from keras_noisewarm import validation
+from keras_noisewarm.feedback_alignment.convolutional import FeedbackAlignmentConv2D
 from keras_noisewarm.feedback_alignment.dense import FeedbackAlignmentDense
 from keras_noisewarm.feedback_alignment.dense import default_feedback_initializer
 
-# Dense arguments that the feedback-alignment layer does not take.
-_DENSE_ONLY = ("lora_rank", "lora_alpha", "quantization_config")
+# Arguments of Dense and Conv2D that the feedback-alignment layers do not take.
+_BACKPROPAGATION_ONLY = ("lora_rank", "lora_alpha", "quantization_config")
+# Each converted class (exactly that class: subclasses may behave otherwise)
+# and its feedback-alignment counterpart.
+_COUNTERPARTS = {
+    keras.layers.Dense: FeedbackAlignmentDense,
+    keras.layers.Conv2D: FeedbackAlignmentConv2D,
+}
 
 
 def to_feedback_alignment(model, feedback_initializer=None, seed=None):
     """The feedback-alignment twin of a Sequential or functional model.
 
-    Every `keras.layers.Dense` layer (exactly that class, not subclasses,
-    whose behaviour may differ) becomes a `FeedbackAlignmentDense` with the
-    same arguments, name, kernel and bias, and a new feedback matrix; every
-    other layer is cloned with its weights (BatchNorm statistics included).
+    Every `keras.layers.Dense` layer becomes a `FeedbackAlignmentDense`, and
+    every `keras.layers.Conv2D` a `FeedbackAlignmentConv2D` (exactly those
+    classes, not subclasses, whose behaviour may differ), with the same
+    arguments, name, kernel and bias, and a new feedback matrix; every other
+    layer is cloned with its weights (BatchNorm statistics included).
     The twin computes exactly the same outputs as `model`; only its
     backward pass differs. Nested Sequential and functional models are
     converted too. The twin is not compiled; `model` is left as it is.
@@ -57,15 +65,17 @@ def to_feedback_alignment(model, feedback_initializer=None, seed=None):
     converted = []
 
     def clone(layer):
-        if type(layer) is not keras.layers.Dense:
+        counterpart = _COUNTERPARTS.get(type(layer))
+        if counterpart is None:
             return layer.__class__.from_config(layer.get_config())
         config = layer.get_config()
-        if config.get("lora_rank") or config.get("quantization_config") or layer.quantization_mode:
+        if config.get("lora_rank") or config.get("quantization_config") or getattr(
+                layer, "quantization_mode", None):
             raise ValueError(
                 f"Layer {layer.name} uses LoRA or quantization, which "
-                "FeedbackAlignmentDense does not support."
+                f"{counterpart.__name__} does not support."
             )
-        for name in _DENSE_ONLY:
+        for name in _BACKPROPAGATION_ONLY:
             config.pop(name, None)
         initializer = keras.saving.deserialize_keras_object(template_config)
         if seed is not None:
@@ -78,14 +88,12 @@ def to_feedback_alignment(model, feedback_initializer=None, seed=None):
                 dict(initializer_config, seed=seed + len(converted))
             )
         converted.append(layer.name)
-        return FeedbackAlignmentDense(feedback_initializer=initializer, **config)
+        return counterpart(feedback_initializer=initializer, **config)
 
     twin = _clone(model, clone)
     for original, copy in _paired_layers(model, twin):
-        if isinstance(copy, FeedbackAlignmentDense) and not isinstance(original, FeedbackAlignmentDense):
-            copy.kernel.assign(original.kernel.numpy())
-            if original.use_bias:
-                copy.bias.assign(original.bias.numpy())
+        if type(original) in _COUNTERPARTS:
+            _copy_kernel_and_bias(original, copy)
         else:
             copy.set_weights(original.get_weights())
     return twin
@@ -94,8 +102,9 @@ def to_feedback_alignment(model, feedback_initializer=None, seed=None):
 def to_backpropagation(model):
     """The backpropagation twin of a feedback-alignment model.
 
-    Every `FeedbackAlignmentDense` becomes a `keras.layers.Dense` with the
-    same arguments, name, kernel and bias (its feedback matrix is dropped);
+    Every `FeedbackAlignmentDense` becomes a `keras.layers.Dense`, every
+    `FeedbackAlignmentConv2D` a `keras.layers.Conv2D`, with the same
+    arguments, name, kernel and bias (the feedback matrices are dropped);
     every other layer is cloned with its weights. The twin computes the same
     outputs and learns by ordinary backpropagation: the inverse of
     `to_feedback_alignment`.
@@ -107,22 +116,31 @@ def to_backpropagation(model):
         The twin, a new uncompiled `keras.Model`.
     """
 
+    originals = {counterpart: plain for plain, counterpart in _COUNTERPARTS.items()}
+
     def clone(layer):
-        if not isinstance(layer, FeedbackAlignmentDense):
+        plain = originals.get(type(layer))
+        if plain is None:
             return layer.__class__.from_config(layer.get_config())
         config = layer.get_config()
         config.pop("feedback_initializer")
-        return keras.layers.Dense(**config)
+        return plain(**config)
 
     twin = _clone(model, clone)
     for original, copy in _paired_layers(model, twin):
-        if isinstance(original, FeedbackAlignmentDense):
-            copy.kernel.assign(original.kernel.numpy())
-            if original.use_bias:
-                copy.bias.assign(original.bias.numpy())
+        if type(original) in originals:
+            _copy_kernel_and_bias(original, copy)
         else:
             copy.set_weights(original.get_weights())
     return twin
+
+
+def _copy_kernel_and_bias(original, copy):
+    # NumPy copies: under JAX, two variables holding the same buffer break
+    # the buffer donation of a compiled train step.
+    copy.kernel.assign(original.kernel.numpy())
+    if original.use_bias:
+        copy.bias.assign(original.bias.numpy())
 
 
 def _clone(model, clone_function):

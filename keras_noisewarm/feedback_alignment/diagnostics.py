@@ -20,7 +20,11 @@ import numpy as np
 from keras import ops
 
 from keras_noisewarm import backend
+from keras_noisewarm.feedback_alignment.convolutional import FeedbackAlignmentConv2D
 from keras_noisewarm.feedback_alignment.dense import FeedbackAlignmentDense
+
+# The layers that send their error back through a feedback matrix.
+FEEDBACK_LAYERS = (FeedbackAlignmentDense, FeedbackAlignmentConv2D)
 
 
 def model_layers(model):
@@ -35,8 +39,8 @@ def model_layers(model):
 
 
 def feedback_layers(model):
-    """The `FeedbackAlignmentDense` layers of `model`, in order."""
-    return [layer for layer in model_layers(model) if isinstance(layer, FeedbackAlignmentDense)]
+    """The feedback-alignment layers of `model` (`FEEDBACK_LAYERS`), in order."""
+    return [layer for layer in model_layers(model) if isinstance(layer, FEEDBACK_LAYERS)]
 
 
 def kernel_layers(model):
@@ -79,7 +83,7 @@ def weight_feedback_angles(model):
     """The angle between each feedback layer's kernel `W` and its feedback `B`.
 
     Args:
-        model: A model with `FeedbackAlignmentDense` layers (built).
+        model: A model with feedback-alignment layers (built).
 
     Returns:
         `{layer name: degrees}`, in layer order. A layer that reads the
@@ -114,7 +118,7 @@ def feedback_is_used(model):
     """
     used, trainable_before = {}, False
     for layer in model_layers(model):
-        if isinstance(layer, FeedbackAlignmentDense):
+        if isinstance(layer, FEEDBACK_LAYERS):
             used[layer.name] = trainable_before
         trainable_before = trainable_before or bool(layer.trainable_weights)
     return used
@@ -175,8 +179,8 @@ def update_angles(model, x, y, loss=None, training=True):
     are left out.
 
     Args:
-        model: A built single-output model with `FeedbackAlignmentDense`
-            layers.
+        model: A built single-output model with feedback-alignment
+            layers (`FeedbackAlignmentDense`, `FeedbackAlignmentConv2D`).
         x: A batch of inputs (array or tensor).
         y: Their targets.
         loss: A Keras loss (name, instance or callable `loss(y_true,
@@ -193,7 +197,9 @@ def update_angles(model, x, y, loss=None, training=True):
     """
     feedback = feedback_layers(model)
     if not feedback:
-        raise ValueError(f"Model {model.name} has no FeedbackAlignmentDense layers.")
+        raise ValueError(
+            f"Model {model.name} has no feedback-alignment layers (FeedbackAlignmentDense, "
+            "FeedbackAlignmentConv2D).")
     loss = resolve_loss(model, loss)
     layers = _named(kernel_layers(model), model)
     fixed = _kernel_gradients(model, layers, x, y, loss, training, {})
