@@ -56,12 +56,12 @@ from keras_noisewarm.callbacks import FeedbackAlignmentMonitor
 FAST = os.environ.get("KERAS_NOISEWARM_FAST") == "1"
 NUM_TRAIN = 1_000 if FAST else 20_000
 NUM_TEST = 500 if FAST else 10_000
-EPOCHS = 2 if FAST else 5
+EPOCHS = 1 if FAST else 5
 WIDTH = 64 if FAST else 256
 # The recipe chosen on held-out MNIST training images in our experiment
 # (paper/feedback_alignment.py): 4,000 noise steps of Adam 1e-4, then
 # Adam 3e-4 on the data.
-NOISE_STEPS = 40 if FAST else 4_000
+NOISE_STEPS = 20 if FAST else 4_000
 NOISE_LEARNING_RATE = 1e-4
 LEARNING_RATE = 3e-4
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

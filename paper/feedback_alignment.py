@@ -118,8 +118,8 @@ RECIPE_SOURCE = {"fashion_mnist": "mnist"}
 # second train step, most of the time of these tiny runs.
 QUICK_SETTING = Setting(
     "digits", train_size=1000, validation_size=297, test_size=500, hidden_layers=2, width=32,
-    epochs=3, batch_size=100, target_accuracy=0.8, angle_batch=100, warmup_batch_size=100,
-    warmup_checkpoints=2, learning_rates=(3e-3,), warmup_learning_rates=(1e-3,),
+    epochs=2, batch_size=100, target_accuracy=0.8, angle_batch=100, warmup_batch_size=100,
+    warmup_checkpoints=1, learning_rates=(3e-3,), warmup_learning_rates=(1e-3,),
     warmup_steps=(30,), selection_epochs=1,
 )
 QUICK_SEEDS = (0, 1)

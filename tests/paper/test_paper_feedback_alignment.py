@@ -36,7 +36,7 @@ def test_quick_mode_trains_paired_arms_and_writes_the_section(tmp_path):
         runs["fa"]["epochs"][0]["fa_weight_angle"])
     setting = feedback_alignment.QUICK_SETTING
     assert len(runs["fa"]["epochs"]) == setting.epochs + 1
-    assert [row["step"] for row in runs["fa_noise"]["noise_trace"]] == [0, 15, 30]
+    assert [row["step"] for row in runs["fa_noise"]["noise_trace"]] == [0, 30]
     # Random 32-wide feedback starts near orthogonal to the forward weights.
     assert 75 < runs["fa"]["epochs"][0]["fa_weight_angle"] < 105
     # A second call reuses the stored runs and gives the same report.
