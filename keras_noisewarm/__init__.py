@@ -8,13 +8,15 @@ confident on inputs it has never seen.
 The public API is re-exported here; the subpackages hold the rest:
 `noise` (noise families and the stream), `tasks` (what an output predicts),
 `metrics`, `callbacks`, `posthoc` (temperature and vector scaling), `ood`,
-`conformal`, `plot`, `datasets`, `serving` (TF Serving signatures).
+`conformal`, `plot`, `datasets`, `serving` (TF Serving signatures),
+`feedback_alignment` (learning without weight transport).
 """
 
 from keras_noisewarm import callbacks
 from keras_noisewarm import compare
 from keras_noisewarm import conformal
 from keras_noisewarm import datasets
+from keras_noisewarm import feedback_alignment
 from keras_noisewarm import metrics
 from keras_noisewarm import noise
 from keras_noisewarm import ood

@@ -65,7 +65,9 @@ def build_parser():
             "and the depth x data-size grid), fig3 (2-D toy model), fig4 "
             "(epoch- and accuracy-matched ECE, trajectories), fig5 (OOD "
             "confidence and AUROC), backends (the main comparison under "
-            "TensorFlow, JAX and PyTorch); all = fig1..fig5. Each writes PNGs "
+            "TensorFlow, JAX and PyTorch), feedback_alignment (the companion "
+            "paper: FA with noise pretraining on MNIST and Fashion-MNIST); "
+            "all = fig1..fig5. Each writes PNGs "
             "and a markdown section; RESULTS.md collects them. Finished runs are "
             "reused."
         ),

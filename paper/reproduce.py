@@ -21,9 +21,11 @@ TARGETS = {
     "fig5": "fig5",
     "backends": "backends",
     "budget": "warmup_budget",
+    "feedback_alignment": "feedback_alignment",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
-# under every backend, so it is asked for by name.
+# under every backend, and `feedback_alignment` is the companion paper's
+# experiment, so they are asked for by name.
 ALL = ("fig1", "fig2", "fig3", "fig4", "fig5")
 RESULTS_FILENAME = "RESULTS.md"
 
