@@ -343,7 +343,6 @@ class NoiseWarmup:
         stopper = self.stopping_rule()
         if stopper is not None:
             _check_stopper_sees_the_warmup(stopper, self, steps)
-            stopper = callbacks_stopping.WarmupStopping.from_config(stopper.get_config())
         num_replicas = replicas.replicas_in_sync()
         if source == "device" and self.batch_size % num_replicas:
             raise ValueError(
