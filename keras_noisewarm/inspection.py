@@ -251,7 +251,9 @@ def _check_loss_fits(task, target_shape, probe, model_name):
     seed = tf.constant([0, 0], tf.int64)
     targets = keras.ops.convert_to_numpy(task.stream_targets((len(probe),) + tuple(target_shape), seed))
     try:
-        value = keras.ops.convert_to_numpy(task.loss()(targets, probe.astype("float32")))
+        value = keras.ops.convert_to_numpy(task.loss()(
+            keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(probe.astype("float32"))
+        ))
     except Exception as error:  # noqa: BLE001 - any failure here is a mismatch
         raise ValueError(
             f"The warm-up targets of model {model_name!r} ({task!r}: shape "

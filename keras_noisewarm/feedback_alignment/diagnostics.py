@@ -97,7 +97,7 @@ def weight_feedback_angles(model):
     >>> layer = FeedbackAlignmentDense(2, name="fa")
     >>> model = keras.Sequential([keras.Input((2,)), layer])
     >>> _ = layer.feedback.assign(layer.kernel.numpy())
-    >>> weight_feedback_angles(model)
+    >>> {name: round(angle, 3) for name, angle in weight_feedback_angles(model).items()}
     {'fa': 0.0}
     """
     layers = _named(feedback_layers(model), model)
