@@ -1,4 +1,6 @@
-"""Keras callbacks: the noise warm-up inside `fit`, and calibration watched epoch by epoch."""
+"""Keras callbacks: the noise warm-up inside `fit`, calibration watched epoch by
+epoch, and the alignment of feedback-alignment networks."""
 
 from keras_noisewarm.callbacks.calibration_monitor import CalibrationMonitor
+from keras_noisewarm.callbacks.feedback_alignment_monitor import FeedbackAlignmentMonitor
 from keras_noisewarm.callbacks.warmup import NoiseWarmupCallback
