@@ -16,7 +16,9 @@ from keras_noisewarm import noise
 from keras_noisewarm import ood
 from keras_noisewarm import posthoc
 from keras_noisewarm import tasks
+from keras_noisewarm import feedback_alignment
 from keras_noisewarm.callbacks import NoiseWarmupCallback
+from keras_noisewarm.callbacks import WarmupStopping
 
 PACKAGE_PREFIX = "keras_noisewarm>"
 NUM_CLASSES = 5
@@ -85,6 +87,16 @@ EXAMPLES = {
         callbacks=[NoiseWarmupCallback(steps=2, seed=5)], noise_source="stream",
     ),
     "NoiseWarmupCallback": lambda: NoiseWarmupCallback(NUM_CLASSES, steps=3, seed=1, noise="uniform"),
+    "WarmupStopping": lambda: WarmupStopping(progress=0.6, min_delta=0.05, patience=2, check_every=10),
+    # Feedback-alignment layers (their fixed feedback matrices are weights,
+    # saved and reloaded by the feedback-alignment tests).
+    "FeedbackAlignmentDense": lambda: feedback_alignment.FeedbackAlignmentDense(
+        7, activation="relu", feedback_initializer=keras.initializers.RandomNormal(0.0, 0.3),
+        name="fa_dense",
+    ),
+    "FeedbackAlignmentConv2D": lambda: feedback_alignment.FeedbackAlignmentConv2D(
+        4, 3, padding="same", name="fa_conv"
+    ),
 }
 
 NOISE_DRAWS = {

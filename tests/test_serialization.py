@@ -39,6 +39,13 @@ def test_every_registered_object_has_an_example():
     assert registered_names() == sorted(helpers.EXAMPLES)
 
 
+def same_values(behaviour):
+    """`behaviour`, with metric results compared to 1e-6: TensorFlow's
+    multithreaded reductions may round two runs of one metric an ulp apart."""
+    return {key: pytest.approx(value, rel=1e-6) if key == "result" else value
+            for key, value in behaviour.items()}
+
+
 def json_round_trip(obj):
     """Serialised, through JSON text (tuples become lists), and back."""
     text = json.dumps(keras.saving.serialize_keras_object(obj))
@@ -57,7 +64,7 @@ def test_config_round_trip_gives_an_equal_object_that_computes_the_same(name):
     restored = json_round_trip(original)
     assert type(restored) is type(original)
     assert same_config(restored, original)
-    assert helpers.behaviour(name, restored) == helpers.behaviour(name, original)
+    assert helpers.behaviour(name, restored) == same_values(helpers.behaviour(name, original))
 
 
 def test_noise_warmup_keeps_its_callbacks_and_tuple_shapes_through_json():
@@ -176,7 +183,7 @@ def test_config_in_a_fresh_process_deserialises_to_the_same_object(fresh_process
     assert restored["type"] == f"{type(original).__module__}.{type(original).__name__}"
     assert restored["config"] == json.loads(json.dumps(keras.saving.serialize_keras_object(original)))
     behaviour = json.loads(json.dumps(helpers.behaviour(name, original)))
-    assert restored["behaviour"] == behaviour
+    assert restored["behaviour"] == same_values(behaviour)
 
 
 def test_loading_without_importing_the_package_names_the_class_and_its_module(fresh_process):
