@@ -203,7 +203,9 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     >>> values["accuracy"], round(values["mean_confidence"], 3)
     (0.5, 0.881)
     """
-    outputs = np.asarray(keras.ops.convert_to_numpy(outputs), dtype="float32")
+    # In their own dtype: rows of bfloat16 probabilities sum to one only
+    # within bfloat16's tolerance, which the metrics apply to that dtype.
+    outputs = np.asarray(keras.ops.convert_to_numpy(outputs))
     from_logits = outputs_lib.resolve_from_logits(outputs, from_logits, what="the outputs")
     values = {}
     for name, metric in (
@@ -220,7 +222,7 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     values["mean_confidence"] = float(np.mean(confidences))
     if ood_outputs is not None:
         scorer = ood_scores.get(ood_score)
-        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs), dtype="float32")
+        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs))
         id_scores = _scores(scorer, outputs, from_logits)
         ood_scores_ = _scores(scorer, ood_outputs, from_logits)
         values["ood_confidence"] = float(

@@ -166,6 +166,7 @@ def inspect_model(model, num_classes=None, task=None, input_shape=None, from_log
         )
         tasks.append(output_task)
         target_shapes.append(output_task.target_shape(output_shape))
+        _check_loss_fits(output_task, target_shapes[-1], probe, name)
     return ModelSpec(
         input_shape=input_shape,
         input_dtypes=tuple(dtypes),
@@ -241,6 +242,30 @@ def _data_samples(data, input_shape, leaves):
                 f"model's input takes {tuple(shape)}."
             )
     return samples
+
+
+def _check_loss_fits(task, target_shape, probe, model_name):
+    """Computes the warm-up loss once on the probe, so a mismatch fails now."""
+    import tensorflow as tf
+
+    seed = tf.constant([0, 0], tf.int64)
+    targets = keras.ops.convert_to_numpy(task.stream_targets((len(probe),) + tuple(target_shape), seed))
+    try:
+        value = keras.ops.convert_to_numpy(task.loss()(
+            keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(probe.astype("float32"))
+        ))
+    except Exception as error:  # noqa: BLE001 - any failure here is a mismatch
+        raise ValueError(
+            f"The warm-up targets of model {model_name!r} ({task!r}: shape "
+            f"{tuple(target_shape)} per example) do not fit its output of shape "
+            f"{tuple(probe.shape[1:])} under the loss {task.loss()!r}: {error}. Give a "
+            "task whose targets are shaped like the labels the model trains on."
+        ) from None
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"The warm-up loss of model {model_name!r} is not finite on its own outputs "
+            f"({task!r}); check the task and the loss."
+        )
 
 
 def _copied(task):
@@ -357,12 +382,13 @@ def _probe(model, probe_inputs, input_shape):
                 f"dtype {dtype}; the warm-up needs floating outputs of shape "
                 "(batch, ..., units)."
             )
-        array = array.astype(np.float64)
-        if not np.all(np.isfinite(array)):
+        if not np.all(np.isfinite(array.astype(np.float64))):
             raise ValueError(
                 f"Model {model.name!r} returns NaN or Inf on noise; check its "
                 "initialisation before warming it up."
             )
+        # Kept in their own dtype: whether rows sum to one is judged within
+        # that dtype's tolerance (a bfloat16 softmax sums to 0.996).
         flat.append(array)
     return keras.tree.pack_sequence_as(outputs, flat)
 

@@ -26,6 +26,7 @@ from keras_noisewarm import shapes as shapes_lib
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
 from keras_noisewarm.backend import devices
+from keras_noisewarm.backend import replicas
 from keras_noisewarm.callbacks import warmup_stopping as callbacks_stopping
 from keras_noisewarm.noise import stream as stream_lib
 from keras_noisewarm.shared_layers import SharedLayersModel
@@ -110,6 +111,12 @@ class NoiseWarmup:
             match what was learnt even with a momentum of 0.999 that a short
             warm-up cannot move. `"update"`: training mode only (the
             authors' code). `"freeze"`: inference mode, statistics untouched.
+        freeze: Layers to keep as they are during the warm-up (a layer, a
+            name, or a list of them, at any depth of the model): for
+            fine-tuning, `freeze=backbone` warms up only the new head. They
+            are made non-trainable for the warm-up (so their BatchNorm layers
+            run in inference mode) and every layer's `trainable` flag is
+            restored afterwards, also on error.
         input_shape: Shape of one example without the batch dimension (a
             list or dict of shapes for several inputs); `None` reads it from
             `model.inputs`, or from a built subclassed model.
@@ -161,6 +168,7 @@ class NoiseWarmup:
         task=None,
         from_logits=None,
         batchnorm="recalibrate",
+        freeze=None,
         input_shape=None,
         seed=None,
         verbose="auto",
@@ -210,6 +218,7 @@ class NoiseWarmup:
         self.task = _tasks(task)
         self.from_logits = validation.check_from_logits(from_logits)
         self.batchnorm = validation.check_choice("batchnorm", batchnorm, BATCHNORM_MODES)
+        self.freeze = _layer_names(freeze)
         self.input_shape = None if input_shape is None else shapes_lib.example_shapes(input_shape)
         self.seed = validation.check_seed("seed", seed)
         validation.check_choice("verbose", verbose, VERBOSITY)
@@ -334,7 +343,14 @@ class NoiseWarmup:
         stopper = self.stopping_rule()
         if stopper is not None:
             _check_stopper_sees_the_warmup(stopper, self, steps)
-            stopper = callbacks_stopping.WarmupStopping.from_config(stopper.get_config())
+        num_replicas = replicas.replicas_in_sync()
+        if source == "device" and self.batch_size % num_replicas:
+            raise ValueError(
+                f"The warm-up draws its noise on the device, and its batch of "
+                f"{self.batch_size} examples does not split evenly over the "
+                f"{num_replicas} replicas of the distribution strategy: use a "
+                f"batch_size that is a multiple of {num_replicas}."
+            )
         seed = self.seed
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
@@ -365,8 +381,18 @@ class NoiseWarmup:
             verbose = 1 if _in_terminal() else 0
             if not verbose:
                 callbacks.append(_ProgressLines(steps))
-        frozen = _freeze_batchnorm(model) if self.batchnorm == "freeze" else []
+        flags = [(layer, layer.trainable) for layer in [model, *_all_layers(model)]]
         try:
+            for layer in _resolved_layers(model, self.freeze):
+                layer.trainable = False
+            if self.batchnorm == "freeze":
+                for layer in _batchnorm_layers(model):
+                    layer.trainable = False
+            if not model.trainable_weights:
+                raise ValueError(
+                    f"With freeze={self.freeze!r}, model {model.name!r} has no trainable "
+                    "weights left to warm up."
+                )
             trainer.compile(optimizer=self.make_optimizer(), loss=spec.losses())
             history = trainer.fit(
                 dataset,
@@ -376,11 +402,15 @@ class NoiseWarmup:
                 verbose=verbose,
                 callbacks=callbacks,
             )
+            if self.batchnorm == "recalibrate":
+                # Only the BatchNorm layers that were warmed up (not frozen).
+                recalibrate_batchnorm(
+                    model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2)
+                )
         finally:
-            for layer in frozen:
-                layer.trainable = True
-        if self.batchnorm == "recalibrate":
-            recalibrate_batchnorm(model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2))
+            # The user's trainable flags, every one of them, as they were.
+            for layer, trainable in flags:
+                layer.trainable = trainable
         history.params["noise"] = [
             f"{description}: {family.describe()}"
             for family, description in zip(spec.families, spec.noise_descriptions)
@@ -412,6 +442,7 @@ class NoiseWarmup:
             "task": _serialised(self.task),
             "from_logits": self.from_logits,
             "batchnorm": self.batchnorm,
+            "freeze": self.freeze,
             "input_shape": _listed(self.input_shape),
             "seed": self.seed,
             "verbose": self.verbose,
@@ -468,9 +499,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
     """Draws the noise inputs inside the train step, on the device.
 
     It is fed `noise.target_dataset`: the targets, and a placeholder input
-    that it ignores. A `SeedGenerator` makes every step draw fresh noise,
+    that only gives the batch's number of rows. A `SeedGenerator` makes every step draw fresh noise,
     also inside a compiled (`jit`) step, where Keras threads its state
-    through.
+    through. Under a `tf.distribute` strategy every replica draws the whole
+    global batch alike and trains on its own slice of it
+    (`backend.replicas`), so the replicas together see the noise one device
+    would see.
     """
 
     def __init__(self, model, spec, batch_size, seed):
@@ -482,8 +516,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
+        # The placeholder has this replica's rows; the draw covers all replicas.
+        rows = inputs.shape[0] * replicas.replicas_in_sync()
         noise_inputs = [
-            family.step_sample((self.batch_size,) + shape, self.seed_generator, dtype)
+            replicas.replica_share(
+                family.step_sample((rows,) + shape, self.seed_generator, dtype)
+            )
             for family, shape, dtype in zip(self.families, self.leaves, self.input_dtypes)
         ]
         return self.wrapped(self.pack(noise_inputs), training=training)
@@ -605,19 +643,29 @@ def _all_layers(model):
     return list(getattr(model, "layers", []))
 
 
-def _freeze_batchnorm(model):
-    """Sets trainable BatchNorm layers to inference mode; returns them, to restore."""
-    frozen = [layer for layer in _all_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
-    for layer in frozen:
-        layer.trainable = False
-    return frozen
+def _batchnorm_layers(model):
+    return [layer for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+
+
+def _resolved_layers(model, names):
+    """The layers of `model` (at any depth) named in `names`."""
+    if not names:
+        return []
+    by_name = {layer.name: layer for layer in _all_layers(model)}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(
+            f"freeze names layers {missing} that model {model.name!r} does not have "
+            f"(its layers include {sorted(by_name)[:10]})."
+        )
+    return [by_name[name] for name in names]
 
 
 def _noise_batch(spec, num_examples, seed):
     """`num_examples` noise inputs for the model, as concrete tensors."""
     leaves, pack = shapes_lib.flatten(spec.input_shape)
-    generator = keras.random.SeedGenerator(seed)
+    generator = keras.random.SeedGenerator(seed % (2**31 - 1))
     return pack([
         family.step_sample((num_examples,) + shape, generator, dtype)
         for family, shape, dtype in zip(spec.families, leaves, spec.input_dtypes)
@@ -625,7 +673,23 @@ def _noise_batch(spec, num_examples, seed):
 
 
 def _noise_batches(spec, count, batch_size, seed):
-    return [_noise_batch(spec, batch_size, seed * 1000 + index) for index in range(count)]
+    return [_noise_batch(spec, batch_size, seed + 7919 * (index + 1)) for index in range(count)]
+
+
+def _layer_names(freeze):
+    if freeze is None:
+        return None
+    if isinstance(freeze, (str, keras.layers.Layer)):
+        freeze = [freeze]
+    names = []
+    for item in freeze:
+        if isinstance(item, keras.layers.Layer):
+            names.append(item.name)
+        elif isinstance(item, str):
+            names.append(item)
+        else:
+            raise ValueError(f"`freeze` takes layers or layer names, got {item!r}.")
+    return names
 
 
 def _stopping_rule(stop):
