@@ -16,7 +16,8 @@ seeds improved, paired Wilcoxon p.
     python examples/char_language_model.py --fast    # seconds: tiny sizes
     python examples/char_language_model.py --select  # choose the settings on held-out training text
 
-The settings (`SETTINGS`) were chosen with `--select` on text held out from
+The settings (`SETTINGS`) are set by hand, not by a finished `--select`
+sweep (one was cut short); `--select` chooses them on text held out from
 the training part, never on the test part.
 """
 

@@ -176,7 +176,7 @@ def test_regression_example_numbers_recompute_from_its_predictions(tmp_path, cap
         bins = np.floor(5 * (np.arange(len(order)) + 0.5) / len(order)).astype(int)
         ence = np.mean([abs(np.sqrt(np.mean(std[b] ** 2)) - np.sqrt(np.mean((targets[b] - mean[b]) ** 2)))
                         / np.sqrt(np.mean(std[b] ** 2)) for b in (order[bins == k] for k in range(5))])
-        assert numbers["ence"] == pytest.approx(ence, abs=1e-3)
+        assert numbers["ence"] == pytest.approx(ence, abs=1e-5)
     coverage_line = next(line for line in output.splitlines() if line.startswith("90% interval"))
     medians = {arm: np.median([runs[seed, arm]["coverage"] for seed in example.FAST.seeds])
                for arm in ("baseline", "warmup")}
