@@ -217,7 +217,9 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     >>> values["accuracy"], round(values["mean_confidence"], 3)
     (0.5, 0.881)
     """
-    outputs = np.asarray(keras.ops.convert_to_numpy(outputs), dtype="float32")
+    # In their own dtype: rows of bfloat16 probabilities sum to one only
+    # within bfloat16's tolerance, which the metrics apply to that dtype.
+    outputs = np.asarray(keras.ops.convert_to_numpy(outputs))
     from_logits = outputs_lib.resolve_from_logits(outputs, from_logits, what="the outputs")
     values = {}
     for name, metric in (
@@ -234,7 +236,7 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     values["mean_confidence"] = float(np.mean(confidences))
     if ood_outputs is not None:
         scorer = ood_scores.get(ood_score)
-        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs), dtype="float32")
+        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs))
         id_scores = _scores(scorer, outputs, from_logits)
         ood_scores_ = _scores(scorer, ood_outputs, from_logits)
         values["ood_confidence"] = float(
@@ -520,12 +522,17 @@ class WarmupStore:
         path = self._path(model, seed, ".json")
         if not path.is_file():
             return None
-        model.load_weights(self._path(model, seed, ".weights.h5"))
+        with np.load(self._path(model, seed, ".npz")) as arrays:
+            model.set_weights([arrays[f"w{index}"] for index in range(len(arrays.files))])
         return json.loads(path.read_text())
 
     def save(self, model, seed, record):
+        # The layers' weights only: `save_weights` would also store the
+        # compiled optimizer (its learning rate included), and loading that
+        # would overwrite the training optimizer of the run reusing them.
         self.directory.mkdir(parents=True, exist_ok=True)
-        model.save_weights(self._path(model, seed, ".weights.h5"))
+        np.savez(self._path(model, seed, ".npz"),
+                 **{f"w{index}": weight for index, weight in enumerate(model.get_weights())})
         self._path(model, seed, ".json").write_text(json.dumps(record))
 
 

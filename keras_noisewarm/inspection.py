@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_noisewarm import noise as noise_lib
+from keras_noisewarm.noise import scale as noise_scale
 from keras_noisewarm import shapes as shapes_lib
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
@@ -29,6 +30,8 @@ class ModelSpec:
             for a multi-input model.
         input_dtypes: The dtype of each input, in flattened order.
         families: The noise family of each input, in flattened order.
+        noise_descriptions: Why each input got its family (which rule of
+            `keras_noisewarm.noise.scale` chose a default), flattened order.
         tasks: The task of each output (`keras_noisewarm.tasks.Task`), in the
             order of `keras.tree.flatten` of the outputs.
         target_shapes: Shape of one example's target for each output.
@@ -39,6 +42,7 @@ class ModelSpec:
     input_shape: object
     input_dtypes: tuple
     families: tuple
+    noise_descriptions: tuple
     tasks: tuple
     target_shapes: tuple
     output_structure: object
@@ -93,7 +97,7 @@ class ModelSpec:
 
 
 def inspect_model(model, num_classes=None, task=None, input_shape=None, from_logits=None,
-                  noise=None):
+                  noise=None, data=None):
     """Checks that the warm-up can handle `model` and says how.
 
     Args:
@@ -108,7 +112,9 @@ def inspect_model(model, num_classes=None, task=None, input_shape=None, from_log
         from_logits: `True`/`False` to state what a classifier's outputs
             are, or `None` to detect it.
         noise: A noise family (or one per input), or `None` for the default
-            of each input (see `default_family`).
+            of each input (see `family_for_input`).
+        data: A sample of the training inputs (one array, or one per input
+            like `input_shape`), for noise of the data's scale; or `None`.
 
     Returns:
         A `ModelSpec`.
@@ -129,10 +135,12 @@ def inspect_model(model, num_classes=None, task=None, input_shape=None, from_log
     leaves, pack = shapes_lib.flatten(input_shape)
     consumers = _input_consumers(model, len(leaves))
     given = shapes_lib.matching(noise, input_shape, "noise") if noise is not None else [None] * len(leaves)
-    families = tuple(
-        family_for_input(model, shape, dtype, consumer, family)
-        for shape, dtype, consumer, family in zip(leaves, dtypes, consumers, given)
-    )
+    samples = _data_samples(data, input_shape, leaves)
+    chosen = [
+        family_for_input(model, shape, dtype, consumer, family, sample)
+        for shape, dtype, consumer, family, sample in zip(leaves, dtypes, consumers, given, samples)
+    ]
+    families = tuple(family for family, _ in chosen)
 
     probe_inputs = pack([
         family.step_sample((_PROBE_BATCH_SIZE,) + shape, keras.random.SeedGenerator(index), dtype)
@@ -158,18 +166,20 @@ def inspect_model(model, num_classes=None, task=None, input_shape=None, from_log
         )
         tasks.append(output_task)
         target_shapes.append(output_task.target_shape(output_shape))
+        _check_loss_fits(output_task, target_shapes[-1], probe, name)
     return ModelSpec(
         input_shape=input_shape,
         input_dtypes=tuple(dtypes),
         families=families,
+        noise_descriptions=tuple(description for _, description in chosen),
         tasks=tuple(tasks),
         target_shapes=tuple(target_shapes),
         output_structure=outputs,
     )
 
 
-def family_for_input(model, shape, dtype, consumer, family=None):
-    """The noise family of one input, checked against it.
+def family_for_input(model, shape, dtype, consumer, family=None, data=None):
+    """The noise family of one input, checked against it, and why it was chosen.
 
     Args:
         model: The model, for messages.
@@ -179,16 +189,25 @@ def family_for_input(model, shape, dtype, consumer, family=None):
         family: The user's family for it, or `None` for the default: token
             ids for an input read by an `Embedding` (its vocabulary, padding
             id 0 when it masks zeros), uniform noise over `[0, 255]` for
-            uint8 images, `Gaussian()` otherwise.
+            uint8 images, and for float inputs noise on the model's own input
+            scale (`keras_noisewarm.noise.scale.default_noise`: from `data`,
+            a first `Normalization` or `Rescaling` layer, else `N(0, 1)`).
+        data: A sample of the input's training data, or `None`.
+
+    Returns:
+        `(family, description)`.
     """
     embedding = consumer if isinstance(consumer, keras.layers.Embedding) else None
+    description = "as given"
     if family is None:
         if embedding is not None:
             family = noise_lib.Tokens(
                 embedding.input_dim, padding_id=0 if embedding.mask_zero else None
             )
+            description = f"token ids of the Embedding {embedding.name!r}"
         elif dtype == "uint8":
             family = noise_lib.Uniform(mean=127.5, std=255.0 / np.sqrt(12.0))
+            description = "uniform over the uint8 range [0, 255], rounded"
         elif "int" in dtype or "bool" in dtype:
             raise ValueError(
                 f"Model {model.name!r} has an input of dtype {dtype} that no "
@@ -197,7 +216,7 @@ def family_for_input(model, shape, dtype, consumer, family=None):
                 "ids pass noise=keras_noisewarm.noise.Tokens(vocabulary_size)."
             )
         else:
-            family = noise_lib.Gaussian()
+            family, description = noise_scale.default_noise(shape, consumer, data)
     family = noise_lib.get(family)
     if embedding is not None and not isinstance(family, (noise_lib.Tokens, noise_lib.Custom)):
         raise ValueError(
@@ -208,7 +227,45 @@ def family_for_input(model, shape, dtype, consumer, family=None):
             "noise out."
         )
     family.check(shape, dtype)
-    return family
+    return family, description
+
+
+def _data_samples(data, input_shape, leaves):
+    if data is None:
+        return [None] * len(leaves)
+    samples = shapes_lib.matching(data, input_shape, "data") if len(leaves) > 1 else [data]
+    for sample, shape in zip(samples, leaves):
+        sample_shape = tuple(np.shape(sample))[1:]
+        if sample_shape != tuple(shape):
+            raise ValueError(
+                f"The data sample has examples of shape {sample_shape}, but the "
+                f"model's input takes {tuple(shape)}."
+            )
+    return samples
+
+
+def _check_loss_fits(task, target_shape, probe, model_name):
+    """Computes the warm-up loss once on the probe, so a mismatch fails now."""
+    import tensorflow as tf
+
+    seed = tf.constant([0, 0], tf.int64)
+    targets = keras.ops.convert_to_numpy(task.stream_targets((len(probe),) + tuple(target_shape), seed))
+    try:
+        value = keras.ops.convert_to_numpy(task.loss()(
+            keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(probe.astype("float32"))
+        ))
+    except Exception as error:  # noqa: BLE001 - any failure here is a mismatch
+        raise ValueError(
+            f"The warm-up targets of model {model_name!r} ({task!r}: shape "
+            f"{tuple(target_shape)} per example) do not fit its output of shape "
+            f"{tuple(probe.shape[1:])} under the loss {task.loss()!r}: {error}. Give a "
+            "task whose targets are shaped like the labels the model trains on."
+        ) from None
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            f"The warm-up loss of model {model_name!r} is not finite on its own outputs "
+            f"({task!r}); check the task and the loss."
+        )
 
 
 def _copied(task):
@@ -325,12 +382,13 @@ def _probe(model, probe_inputs, input_shape):
                 f"dtype {dtype}; the warm-up needs floating outputs of shape "
                 "(batch, ..., units)."
             )
-        array = array.astype(np.float64)
-        if not np.all(np.isfinite(array)):
+        if not np.all(np.isfinite(array.astype(np.float64))):
             raise ValueError(
                 f"Model {model.name!r} returns NaN or Inf on noise; check its "
                 "initialisation before warming it up."
             )
+        # Kept in their own dtype: whether rows sum to one is judged within
+        # that dtype's tolerance (a bfloat16 softmax sums to 0.996).
         flat.append(array)
     return keras.tree.pack_sequence_as(outputs, flat)
 

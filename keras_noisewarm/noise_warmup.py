@@ -14,28 +14,28 @@ callbacks stay exactly as they were.
 
 import copy
 import math
+import sys
 
 import keras
 import numpy as np
 
 from keras_noisewarm import inspection
 from keras_noisewarm import noise as noise_lib
+from keras_noisewarm import recipes
 from keras_noisewarm import shapes as shapes_lib
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
 from keras_noisewarm.backend import devices
+from keras_noisewarm.backend import replicas
+from keras_noisewarm.callbacks import warmup_stopping as callbacks_stopping
 from keras_noisewarm.noise import stream as stream_lib
 from keras_noisewarm.shared_layers import SharedLayersModel
 
-# Defaults follow the authors' MLP recipe (Adam, ten epochs of 32,000 noise
-# examples). The learning rate is the one that helped in our measurement
-# (README, "Choosing the warm-up defaults"): 1e-3 made calibration worse on
-# the six-layer CIFAR-10 MLP, 1e-4 made it better.
-DEFAULT_NUM_EXAMPLES = 320_000
-DEFAULT_BATCH_SIZE = 128
-DEFAULT_LEARNING_RATE = 1e-4
 NOISE_SOURCES = ("auto", "stream", "device")
 VERBOSITY = ("auto", 0, 1, 2)
+BATCHNORM_MODES = ("recalibrate", "update", "freeze")
+# Batches of noise that re-estimate BatchNorm statistics after the warm-up.
+RECALIBRATION_BATCHES = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_noisewarm")
@@ -43,56 +43,88 @@ class NoiseWarmup:
     """Configurable random-noise warm-up (Cheon & Paik, 2026).
 
     Before training on data, the model is trained on inputs of pure noise
-    (Gaussian by default) paired with targets that carry no information:
-    for a classifier, labels drawn uniformly from its `K` classes. The best
-    the model can then do is predict `1/K` for every class everywhere: the
-    warm-up pulls its confidence down to chance level and removes the class
-    bias of a random initialisation. Other outputs are pulled to their own
-    uninformative prior (`keras_noisewarm.tasks`). The model stays in
-    training mode, so BatchNorm statistics are updated on the noise, as in
-    the authors' code.
+    paired with targets that carry no information: for a classifier, labels
+    drawn uniformly from its `K` classes. The best the model can then do is
+    predict `1/K` for every class everywhere: the warm-up pulls its
+    confidence down to chance level and removes the class bias of a random
+    initialisation. Other outputs are pulled to their own uninformative
+    prior (`keras_noisewarm.tasks`).
 
-    The defaults follow the authors' MLP recipe: Adam, 320,000 noise examples
-    (ten epochs of 32,000), and a learning rate of 1e-4 (1e-3 was measured to
-    hurt calibration on a six-layer MLP). For the authors' ResNet-18 recipe
-    use `optimizer=keras.optimizers.SGD(0.01, momentum=0.9, weight_decay=0.01)`,
-    `batch_size=256`, `num_examples=200_000`.
+    What it does by default, and why, is in README ("Choosing the warm-up
+    defaults"): the `"default"` recipe of `keras_noisewarm.recipes`, noise on
+    the model's own input scale (`keras_noisewarm.noise.scale`), and
+    BatchNorm statistics re-estimated on noise at the end. The length can be
+    fixed (`steps`, `num_examples`), a fraction of the training that follows
+    (`budget` with `training_examples`; inside `fit`,
+    `keras_noisewarm.callbacks.NoiseWarmupCallback` reads the training's
+    length itself), or left to a stopping rule read off the model (`stop`).
+    Named recipes give the authors' settings: `recipe="mlp"` and
+    `recipe="resnet"`; arguments given with a recipe override it.
 
     Every argument is checked here, when the object is built.
 
     Args:
         num_classes: Number of classes `K` of a classifier, or `None` to take
             it from the width of the model's output.
-        num_examples: Number of noise examples to train on (default 320,000).
-            Rounded up to whole batches.
-        steps: Number of warm-up steps; give this or `num_examples`, not both.
-        batch_size: Noise examples per step (default 128).
-        optimizer: The warm-up's own optimizer: `None` for
-            `Adam(learning_rate)`, an optimizer name, config dict or instance.
-            An instance is cloned from its config on every `run`, so its state
-            never leaks into the model's training, nor from one run to the
-            next.
+        num_examples: Number of noise examples to train on, rounded up to
+            whole batches.
+        steps: Number of warm-up steps. Give at most one of `steps`,
+            `num_examples` and `budget`.
+        budget: The warm-up's length as a fraction of the training that
+            follows, counted in examples: `budget * training_examples` noise
+            examples (0.1: a tenth of the training).
+        training_examples: The number of examples the training that follows
+            sees (`len(x_train) * epochs`), for `budget`.
+        stop: A stopping rule: `True` for `WarmupStopping()`, a
+            `keras_noisewarm.callbacks.WarmupStopping`, or `False`; `None`
+            takes the recipe's. The warm-up's length is then the most it
+            takes.
+        recipe: `"default"`, `"mlp"`, `"resnet"` or a
+            `keras_noisewarm.recipes.Recipe` (`None`: `"default"`).
+        batch_size: Noise examples per step (`None`: the recipe's).
+        optimizer: The warm-up's own optimizer: `None` for the recipe's, an
+            optimizer name, config dict or instance. An instance is cloned
+            from its config on every `run`, so its state never leaks into the
+            model's training, nor from one run to the next.
         learning_rate: Learning rate of the warm-up optimizer; `None` keeps
-            the optimizer's own (1e-4 for the default Adam).
+            the recipe's (or, with `optimizer` given, the optimizer's own).
         noise: The noise family (`keras_noisewarm.noise`: `Gaussian(mean,
             std)`, `Uniform`, `PinkNoise`, `DataMatched(sample)`, `Tokens`,
             `Custom`, or a name), or one per input (a list, or a dict keyed
-            like the model's inputs). `None`: `Gaussian()` for float inputs,
-            `Tokens` for inputs read by an `Embedding`, uniform noise over
-            `[0, 255]` for uint8 images.
+            like the model's inputs). `None`: noise on the model's own input
+            scale for float inputs (`keras_noisewarm.noise.scale`), `Tokens`
+            for inputs read by an `Embedding`, uniform noise over `[0, 255]`
+            for uint8 images.
+        data: A sample of the training inputs (or one per input), to match
+            the default noise to the data's per-channel mean and standard
+            deviation. Not stored in the config.
         task: What the output predicts (`keras_noisewarm.tasks`: a name such
             as `"multi_label"`, or a `Task` such as `Regression(mean, std)`),
             one per output for several; `None` infers it from the output's
             activation, width and compiled loss.
         from_logits: Whether a classifier outputs logits; `None` detects it
             from one forward pass (see `keras_noisewarm.outputs`).
+        batchnorm: What BatchNorm layers do. `"recalibrate"` (default): they
+            run in training mode on the noise, as in the authors' code, and
+            at the end their moving statistics are re-estimated on fresh
+            noise with the warmed-up weights, so that inference-mode outputs
+            match what was learnt even with a momentum of 0.999 that a short
+            warm-up cannot move. `"update"`: training mode only (the
+            authors' code). `"freeze"`: inference mode, statistics untouched.
+        freeze: Layers to keep as they are during the warm-up (a layer, a
+            name, or a list of them, at any depth of the model): for
+            fine-tuning, `freeze=backbone` warms up only the new head. They
+            are made non-trainable for the warm-up (so their BatchNorm layers
+            run in inference mode) and every layer's `trainable` flag is
+            restored afterwards, also on error.
         input_shape: Shape of one example without the batch dimension (a
             list or dict of shapes for several inputs); `None` reads it from
-            `model.inputs`. Needed for subclassed models that were not built.
+            `model.inputs`, or from a built subclassed model.
         seed: Integer seed of the noise; `None` draws one from NumPy's
             global generator (set by `keras.utils.set_random_seed`).
-        verbose: Passed to `fit`: `"auto"`, 0 (silent), 1 (progress bar) or 2
-            (one line per epoch).
+        verbose: `"auto"` (default): a progress bar in a terminal, a few
+            lines otherwise (logs, CI); 0 (silent), 1 (progress bar) or 2
+            (one line).
         callbacks: Extra `keras.callbacks.Callback`s for the warm-up fit.
         noise_source: Where the noise inputs are drawn. `"stream"`: the
             `tf.data` stream of `noise_dataset`, generated on the host in
@@ -115,8 +147,8 @@ class NoiseWarmup:
     ...     keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
     ...     keras.layers.Dense(3)])
     >>> history = NoiseWarmup(3, steps=5, seed=0, verbose=0).run(model)
-    >>> len(history.history["loss"])
-    1
+    >>> history.params["steps"], history.params["noise"][0].split(":")[0]
+    (5, 'N(0, 1)')
     """
 
     def __init__(
@@ -124,12 +156,19 @@ class NoiseWarmup:
         num_classes=None,
         num_examples=None,
         steps=None,
-        batch_size=DEFAULT_BATCH_SIZE,
+        budget=None,
+        training_examples=None,
+        stop=None,
+        recipe=None,
+        batch_size=None,
         optimizer=None,
         learning_rate=None,
         noise=None,
+        data=None,
         task=None,
         from_logits=None,
+        batchnorm="recalibrate",
+        freeze=None,
         input_shape=None,
         seed=None,
         verbose="auto",
@@ -142,14 +181,26 @@ class NoiseWarmup:
         if num_classes is not None and not isinstance(num_classes, (list, tuple, dict)):
             num_classes = validation.check_int("num_classes", num_classes, minimum=2)
         self.num_classes = num_classes
-        if steps is not None and num_examples is not None:
+        given_lengths = [name for name, value in
+                         (("steps", steps), ("num_examples", num_examples), ("budget", budget))
+                         if value is not None]
+        if len(given_lengths) > 1:
             raise ValueError(
-                "Give either `steps` or `num_examples` for the warm-up, not both "
-                f"(got steps={steps}, num_examples={num_examples})."
+                f"Give one of `steps`, `num_examples` and `budget` for the warm-up's "
+                f"length, not both ({' and '.join(given_lengths)} were given)."
             )
         self.steps = validation.check_optional_int("steps", steps)
         self.num_examples = validation.check_optional_int("num_examples", num_examples)
-        self.batch_size = validation.check_int("batch_size", batch_size)
+        if budget is not None:
+            budget = validation.check_positive_number("budget", budget)
+        self.budget = budget
+        self.training_examples = validation.check_optional_int("training_examples", training_examples)
+        self.recipe = recipes.get(recipe)
+        self.stop = _stopping_rule(stop)
+        self.batch_size = validation.check_int(
+            "batch_size", self.recipe.batch_size if batch_size is None else batch_size
+        )
+        self._given_batch_size = batch_size
         if learning_rate is not None:
             learning_rate = validation.check_positive_number("learning_rate", learning_rate)
         self.learning_rate = learning_rate
@@ -163,21 +214,54 @@ class NoiseWarmup:
                 )
             noise = stream_lib.legacy_family(distribution, mean, std)
         self.noise = _families(noise)
+        self.data = data
         self.task = _tasks(task)
         self.from_logits = validation.check_from_logits(from_logits)
+        self.batchnorm = validation.check_choice("batchnorm", batchnorm, BATCHNORM_MODES)
+        self.freeze = _layer_names(freeze)
         self.input_shape = None if input_shape is None else shapes_lib.example_shapes(input_shape)
         self.seed = validation.check_seed("seed", seed)
         validation.check_choice("verbose", verbose, VERBOSITY)
         self.verbose = verbose
         self.callbacks = _callbacks(callbacks)
         self.noise_source = validation.check_choice("noise_source", noise_source, NOISE_SOURCES)
+        stopper = self.stopping_rule()
+        if stopper is not None:
+            _check_stopper_sees_the_warmup(stopper, self)
 
-    def num_steps(self):
-        """The number of training steps one `run` takes."""
+    def num_steps(self, training_examples=None):
+        """The number of training steps one `run` takes (at most, with a stopping rule).
+
+        Args:
+            training_examples: The length of the training that follows, in
+                examples, when known only now (inside `fit`); overrides
+                `training_examples`.
+        """
         if self.steps is not None:
             return self.steps
-        num_examples = DEFAULT_NUM_EXAMPLES if self.num_examples is None else self.num_examples
-        return math.ceil(num_examples / self.batch_size)
+        if self.num_examples is not None:
+            return math.ceil(self.num_examples / self.batch_size)
+        training_examples = training_examples or self.training_examples
+        budget = self.budget if self.budget is not None else self.recipe.budget
+        if budget is not None:
+            if training_examples is None:
+                if self.budget is not None:
+                    raise ValueError(
+                        "A warm-up `budget` is a fraction of the training that follows: pass "
+                        "training_examples=len(x_train) * epochs, or warm up inside fit with "
+                        "keras_noisewarm.callbacks.NoiseWarmupCallback, which reads it."
+                    )
+            else:
+                return max(1, math.ceil(budget * training_examples / self.batch_size))
+        if self.recipe.steps is not None:
+            return self.recipe.steps
+        return math.ceil(self.recipe.num_examples / self.batch_size)
+
+    def stopping_rule(self):
+        """The `WarmupStopping` this warm-up runs, or `None`."""
+        if self.stop is None:
+            return callbacks_stopping.WarmupStopping() if self.recipe.stop else None
+        return self.stop or None
 
     def resolved_noise_source(self, families=()):
         """`"stream"` or `"device"`: where this warm-up draws its noise.
@@ -204,11 +288,9 @@ class NoiseWarmup:
         return source
 
     def make_optimizer(self):
-        """A fresh warm-up optimizer built from `optimizer` and `learning_rate`."""
+        """A fresh warm-up optimizer built from `optimizer`, `learning_rate` and the recipe."""
         if self.optimizer is None:
-            return keras.optimizers.Adam(
-                learning_rate=self.learning_rate or DEFAULT_LEARNING_RATE
-            )
+            return self.recipe.make_optimizer(self.learning_rate)
         try:
             if isinstance(self.optimizer, keras.optimizers.Optimizer):
                 config = self.optimizer.get_config()
@@ -235,9 +317,10 @@ class NoiseWarmup:
             input_shape=self.input_shape,
             from_logits=self.from_logits,
             noise=self.noise,
+            data=self.data,
         )
 
-    def run(self, model):
+    def run(self, model, training_examples=None):
         """Warms up `model` in place on noise.
 
         Everything is validated before the first step: on error, the model is
@@ -245,19 +328,35 @@ class NoiseWarmup:
 
         Args:
             model: A Keras model (compiled or not).
+            training_examples: The length of the training that follows, for a
+                `budget` (overrides `training_examples`).
 
         Returns:
-            The `keras.callbacks.History` of the warm-up fit.
+            The `keras.callbacks.History` of the warm-up fit. Its `params`
+            hold `"steps"` (the most it could take), `"noise"` (a sentence
+            per input on the noise it drew, and why), and, with a stopping
+            rule, `"stopped_step"`.
         """
         spec = self.inspect(model)
-        steps = self.num_steps()
+        steps = self.num_steps(training_examples)
         source = self.resolved_noise_source(spec.families)
+        stopper = self.stopping_rule()
+        if stopper is not None:
+            _check_stopper_sees_the_warmup(stopper, self, steps)
+        num_replicas = replicas.replicas_in_sync()
+        if source == "device" and self.batch_size % num_replicas:
+            raise ValueError(
+                f"The warm-up draws its noise on the device, and its batch of "
+                f"{self.batch_size} examples does not split evenly over the "
+                f"{num_replicas} replicas of the distribution strategy: use a "
+                f"batch_size that is a multiple of {num_replicas}."
+            )
         seed = self.seed
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         targets = list(zip(spec.tasks, spec.target_shapes))
+        leaves, pack = shapes_lib.flatten(spec.input_shape)
         if source == "stream":
-            leaves, pack = shapes_lib.flatten(spec.input_shape)
 
             def make_inputs(seeds):
                 return pack([
@@ -273,30 +372,77 @@ class NoiseWarmup:
             dataset = stream_lib.target_dataset(targets, batch_size=self.batch_size, seed=seed)
             trainer = _DeviceNoiseTrainer(model, spec, self.batch_size, seed)
         dataset = _packed_targets(dataset, spec)
-        trainer.compile(optimizer=self.make_optimizer(), loss=spec.losses())
-        return trainer.fit(
-            dataset,
-            epochs=1,
-            steps_per_epoch=steps,
-            shuffle=False,
-            verbose=self.verbose,
-            callbacks=self.callbacks,
-        )
+        callbacks = list(self.callbacks or [])
+        if stopper is not None:
+            stopper.bind(model, _noise_batch(spec, stopper.num_examples, seed + 1), spec.tasks, steps)
+            callbacks.append(stopper)
+        verbose = self.verbose
+        if verbose == "auto":
+            verbose = 1 if _in_terminal() else 0
+            if not verbose:
+                callbacks.append(_ProgressLines(steps))
+        flags = [(layer, layer.trainable) for layer in [model, *_all_layers(model)]]
+        try:
+            for layer in _resolved_layers(model, self.freeze):
+                layer.trainable = False
+            if self.batchnorm == "freeze":
+                for layer in _batchnorm_layers(model):
+                    layer.trainable = False
+            if not model.trainable_weights:
+                raise ValueError(
+                    f"With freeze={self.freeze!r}, model {model.name!r} has no trainable "
+                    "weights left to warm up."
+                )
+            trainer.compile(optimizer=self.make_optimizer(), loss=spec.losses())
+            history = trainer.fit(
+                dataset,
+                epochs=1,
+                steps_per_epoch=steps,
+                shuffle=False,
+                verbose=verbose,
+                callbacks=callbacks,
+            )
+            if self.batchnorm == "recalibrate":
+                # Only the BatchNorm layers that were warmed up (not frozen).
+                recalibrate_batchnorm(
+                    model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2)
+                )
+        finally:
+            # The user's trainable flags, every one of them, as they were.
+            for layer, trainable in flags:
+                layer.trainable = trainable
+        history.params["noise"] = [
+            f"{description}: {family.describe()}"
+            for family, description in zip(spec.families, spec.noise_descriptions)
+        ]
+        if stopper is not None:
+            history.params["stopped_step"] = stopper.stopped_step
+            history.params["prior_gaps"] = list(stopper.gaps)
+        return history
 
     def get_config(self):
         optimizer = self.optimizer
         if isinstance(optimizer, keras.optimizers.Optimizer):
             optimizer = keras.optimizers.serialize(optimizer)
+        recipe = self.recipe.name if recipes.RECIPES.get(self.recipe.name) == self.recipe else None
+        if recipe is None:
+            raise ValueError("A NoiseWarmup with a custom Recipe object cannot be serialised; use a named recipe.")
         return {
             "num_classes": self.num_classes,
             "num_examples": self.num_examples,
             "steps": self.steps,
-            "batch_size": self.batch_size,
+            "budget": self.budget,
+            "training_examples": self.training_examples,
+            "stop": _serialised(self.stop) if not isinstance(self.stop, bool) else self.stop,
+            "recipe": recipe,
+            "batch_size": self._given_batch_size,
             "optimizer": optimizer,
             "learning_rate": self.learning_rate,
             "noise": _serialised(self.noise),
             "task": _serialised(self.task),
             "from_logits": self.from_logits,
+            "batchnorm": self.batchnorm,
+            "freeze": self.freeze,
             "input_shape": _listed(self.input_shape),
             "seed": self.seed,
             "verbose": self.verbose,
@@ -310,6 +456,8 @@ class NoiseWarmup:
         callbacks = config.get("callbacks")
         if callbacks:
             config["callbacks"] = [keras.saving.deserialize_keras_object(c) for c in callbacks]
+        if isinstance(config.get("stop"), dict):
+            config["stop"] = keras.saving.deserialize_keras_object(config["stop"])
         return cls(**config)
 
 
@@ -351,9 +499,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
     """Draws the noise inputs inside the train step, on the device.
 
     It is fed `noise.target_dataset`: the targets, and a placeholder input
-    that it ignores. A `SeedGenerator` makes every step draw fresh noise,
+    that only gives the batch's number of rows. A `SeedGenerator` makes every step draw fresh noise,
     also inside a compiled (`jit`) step, where Keras threads its state
-    through.
+    through. Under a `tf.distribute` strategy every replica draws the whole
+    global batch alike and trains on its own slice of it
+    (`backend.replicas`), so the replicas together see the noise one device
+    would see.
     """
 
     def __init__(self, model, spec, batch_size, seed):
@@ -365,8 +516,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
+        # The placeholder has this replica's rows; the draw covers all replicas.
+        rows = inputs.shape[0] * replicas.replicas_in_sync()
         noise_inputs = [
-            family.step_sample((self.batch_size,) + shape, self.seed_generator, dtype)
+            replicas.replica_share(
+                family.step_sample((rows,) + shape, self.seed_generator, dtype)
+            )
             for family, shape, dtype in zip(self.families, self.leaves, self.input_dtypes)
         ]
         return self.wrapped(self.pack(noise_inputs), training=training)
@@ -449,3 +604,144 @@ def _listed(shape):
     if shape and isinstance(shape[0], tuple):
         return [list(value) for value in shape]
     return list(shape)
+
+
+def recalibrate_batchnorm(model, noise_batches):
+    """Re-estimates every BatchNorm layer's moving statistics on noise batches.
+
+    The model runs in training mode on each batch (no weight changes), with
+    each layer's momentum set so that its moving mean and variance end as
+    the average of the batches' statistics; the momentum is restored after.
+
+    Args:
+        model: The model.
+        noise_batches: A list of model inputs.
+
+    Returns:
+        The number of BatchNorm layers re-estimated.
+    """
+    layers = [layer for layer in _all_layers(model)
+              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    if not layers or not noise_batches:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for index, inputs in enumerate(noise_batches):
+            for layer in layers:
+                layer.momentum = index / (index + 1.0)
+            model(inputs, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
+
+def _all_layers(model):
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=True))
+    return list(getattr(model, "layers", []))
+
+
+def _batchnorm_layers(model):
+    return [layer for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+
+
+def _resolved_layers(model, names):
+    """The layers of `model` (at any depth) named in `names`."""
+    if not names:
+        return []
+    by_name = {layer.name: layer for layer in _all_layers(model)}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ValueError(
+            f"freeze names layers {missing} that model {model.name!r} does not have "
+            f"(its layers include {sorted(by_name)[:10]})."
+        )
+    return [by_name[name] for name in names]
+
+
+def _noise_batch(spec, num_examples, seed):
+    """`num_examples` noise inputs for the model, as concrete tensors."""
+    leaves, pack = shapes_lib.flatten(spec.input_shape)
+    generator = keras.random.SeedGenerator(seed % (2**31 - 1))
+    return pack([
+        family.step_sample((num_examples,) + shape, generator, dtype)
+        for family, shape, dtype in zip(spec.families, leaves, spec.input_dtypes)
+    ])
+
+
+def _noise_batches(spec, count, batch_size, seed):
+    return [_noise_batch(spec, batch_size, seed + 7919 * (index + 1)) for index in range(count)]
+
+
+def _layer_names(freeze):
+    if freeze is None:
+        return None
+    if isinstance(freeze, (str, keras.layers.Layer)):
+        freeze = [freeze]
+    names = []
+    for item in freeze:
+        if isinstance(item, keras.layers.Layer):
+            names.append(item.name)
+        elif isinstance(item, str):
+            names.append(item)
+        else:
+            raise ValueError(f"`freeze` takes layers or layer names, got {item!r}.")
+    return names
+
+
+def _stopping_rule(stop):
+    if stop is None or stop is False:
+        return stop
+    if stop is True or stop == "auto":
+        return callbacks_stopping.WarmupStopping()
+    if isinstance(stop, dict) and "class_name" in stop:
+        stop = keras.saving.deserialize_keras_object(stop)
+    if isinstance(stop, callbacks_stopping.WarmupStopping):
+        return stop
+    raise ValueError(
+        f"`stop` must be True, False, None or a keras_noisewarm.callbacks.WarmupStopping, got {stop!r}."
+    )
+
+
+def _check_stopper_sees_the_warmup(stopper, warmup, steps=None):
+    if steps is None:
+        try:
+            steps = warmup.num_steps()
+        except ValueError:
+            return  # A budget whose training is known only at `run`.
+    if stopper.checks_needed(steps) > steps:
+        raise ValueError(
+            f"The stopping rule needs {stopper.patience + 1} checks, every "
+            f"{stopper.check_every or 'twentieth of the'} steps, but the warm-up takes at "
+            f"most {steps} steps: it would have nothing to watch. Give a longer "
+            "warm-up, a smaller check_every or a smaller patience."
+        )
+
+
+def _in_terminal():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ProgressLines(keras.callbacks.Callback):
+    """A few lines of progress for logs and CI, where a progress bar would print per step."""
+
+    def __init__(self, steps, lines=4):
+        super().__init__()
+        self.steps = steps
+        self.marks = sorted({max(1, round(steps * k / lines)) for k in range(1, lines + 1)})
+
+    def on_train_begin(self, logs=None):
+        print(f"Noise warm-up: up to {self.steps} steps", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = batch + 1
+        if step in self.marks:
+            loss = (logs or {}).get("loss")
+            loss = f", loss {float(loss):.4f}" if loss is not None else ""
+            print(f"  step {step}/{self.steps}{loss}", flush=True)

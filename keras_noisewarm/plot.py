@@ -3,7 +3,9 @@ calibration under shift, risk-coverage curves.
 
 The calibration figures are drawn from the state of a calibration metric, so
 the picture and the number in its legend always agree: pass a metric that
-has seen predictions, or arrays, which fill a fresh `ExpectedCalibrationError`.
+has seen predictions, or arrays, which fill a fresh `ExpectedCalibrationError`
+(for regression, a fresh `QuantileCalibrationError` or
+`ExpectedNormalizedCalibrationError`).
 
 matplotlib is an optional dependency (`pip install keras-noisewarm[plot]`):
 it is imported when a figure is drawn, never with the package.
@@ -13,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_noisewarm.metrics import calibration
+from keras_noisewarm.metrics import regression
 
 _DISPLAY_NAMES = {
     calibration.MaximumCalibrationError: "MCE",
@@ -294,6 +297,141 @@ def trajectory_plot(accuracy, confidence, title=None):
     ax.set_ylabel("Mean confidence")
     ax.set_title(title or "Confidence vs accuracy during training")
     ax.legend(loc="upper left", bbox_to_anchor=(0, 0.9), fontsize=8)
+    return figure
+
+
+def _filled_regression_metric(metric, metric_class, y_true, y_pred, sample_weight, metric_kwargs):
+    if metric is not None:
+        if y_true is not None or y_pred is not None or metric_kwargs:
+            raise ValueError(
+                "Pass either `metric` or `y_true` and `y_pred` (with metric "
+                "options), not both."
+            )
+        if not isinstance(metric, metric_class):
+            raise TypeError(f"`metric` must be a {metric_class.__name__}. Received: {metric!r}")
+        return metric
+    if y_true is None or y_pred is None:
+        raise ValueError("Pass `metric`, or both `y_true` and `y_pred`.")
+    metric = metric_class(**metric_kwargs)
+    metric.update_state(y_true, y_pred, sample_weight=sample_weight)
+    return metric
+
+
+def quantile_reliability_diagram(
+    y_true=None,
+    y_pred=None,
+    sample_weight=None,
+    *,
+    metric=None,
+    ax=None,
+    title="Quantile calibration",
+    **metric_kwargs,
+):
+    """Draws the observed against the expected quantile level of a regression.
+
+    For every level `p`, the share of targets at or below the predicted
+    `p`-quantile (Kuleshov et al., 2018). A calibrated model lies on the
+    diagonal; a curve that is flatter than it (below it at low levels, above
+    it at high ones) belongs to intervals too narrow, an overconfident
+    model; a steeper one to intervals too wide. The shaded area is the gap
+    whose mean is the quantile calibration error in the legend.
+
+    Args:
+        y_true: Targets, as for `QuantileCalibrationError.update_state`.
+        y_pred: Means and spreads, as for `QuantileCalibrationError`.
+        sample_weight: Optional weights.
+        metric: Instead of arrays, a `QuantileCalibrationError` that has
+            seen the predictions.
+        ax: A matplotlib `Axes` to draw on; a new figure if `None`.
+        title: Title of the axes.
+        **metric_kwargs: Options of the `QuantileCalibrationError` filled
+            from arrays (`num_levels`, `spread`, ...).
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    ```python
+    figure = keras_noisewarm.plot.quantile_reliability_diagram(
+        y_test, model.predict(x_test), spread="variance"
+    )
+    ```
+    """
+    metric = _filled_regression_metric(metric, regression.QuantileCalibrationError, y_true,
+                                       y_pred, sample_weight, metric_kwargs)
+    curve = metric.calibration_curve()
+    figure, ax = _new_axes(ax, figsize=(5, 5))
+    expected, observed = curve["expected"], curve["observed"]
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="Perfect calibration")
+    ax.fill_between(expected, expected, observed, color="tab:red", alpha=0.25, label="Gap")
+    ax.plot(expected, observed, "-", color="tab:blue", linewidth=1.5, label="Observed")
+    ax.plot([], [], " ", label=f"QCE = {float(metric.result()):.4f} ({curve['count']:.0f} targets)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Expected level p (predicted quantile)")
+    ax.set_ylabel("Observed share of targets at or below it")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def variance_reliability_diagram(
+    y_true=None,
+    y_pred=None,
+    sample_weight=None,
+    *,
+    metric=None,
+    ax=None,
+    title="Variance calibration",
+    **metric_kwargs,
+):
+    """Draws each bin's root mean squared error against its root mean variance.
+
+    The bins are those of `ExpectedNormalizedCalibrationError` (equal-mass
+    bins of the predicted standard deviation). A calibrated model's bins lie
+    on the diagonal (the errors are as large as the model says); bins above
+    it are overconfident. Both axes are logarithmic, with the ENCE in the
+    legend.
+
+    Args:
+        y_true: Targets, as for `ExpectedNormalizedCalibrationError`.
+        y_pred: Means and spreads.
+        sample_weight: Optional weights.
+        metric: Instead of arrays, an `ExpectedNormalizedCalibrationError`
+            that has seen the predictions.
+        ax: A matplotlib `Axes` to draw on; a new figure if `None`.
+        title: Title of the axes.
+        **metric_kwargs: Options of the metric filled from arrays
+            (`num_bins`, `spread`, ...).
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    metric = _filled_regression_metric(metric, regression.ExpectedNormalizedCalibrationError,
+                                       y_true, y_pred, sample_weight, metric_kwargs)
+    stats = metric.bin_statistics()
+    figure, ax = _new_axes(ax, figsize=(5, 5))
+    shown = stats["count"] > 0
+    rmv, rmse = stats["rmv"][shown], stats["rmse"][shown]
+    positive = np.concatenate([rmv, rmse[rmse > 0]])
+    if positive.size:
+        low, high = positive.min() / 1.5, positive.max() * 1.5
+    else:
+        low, high = 0.1, 10.0
+    ax.plot([low, high], [low, high], "--", color="gray", linewidth=1, label="Perfect calibration")
+    ax.plot(rmv, rmse, "o-", color="tab:blue", markersize=4, label="Bins (equal mass)")
+    ax.plot([], [], " ", label=f"ENCE = {float(metric.result()):.4f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Root mean variance (predicted error)")
+    ax.set_ylabel("Root mean squared error (observed)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
     return figure
 
 

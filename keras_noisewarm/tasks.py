@@ -81,6 +81,16 @@ class Task:
     def check_output(self, output_shape, model_name):
         """Raises if an output of `output_shape` does not fit the task."""
 
+    def prior_gap(self, outputs):
+        """How far outputs on noise are from the uninformative prior, in `[0, 1]`-ish units.
+
+        0 means at the prior; the warm-up drives it down. See each task.
+
+        Args:
+            outputs: NumPy outputs of the model on noise, batch first.
+        """
+        raise NotImplementedError
+
     def get_config(self):
         return {}
 
@@ -156,6 +166,17 @@ class Classification(Task):
             return keras.losses.CategoricalCrossentropy(from_logits=self.from_logits)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
+    def prior_gap(self, outputs):
+        """The excess of the mean top-class confidence, or of the most predicted
+        class's share, over chance (`1/K`), whichever is larger, over `1 - 1/K`."""
+        probabilities = outputs_lib.probabilities_of(outputs, self.from_logits)
+        probabilities = probabilities.reshape(-1, probabilities.shape[-1])
+        chance = 1.0 / self.num_classes
+        confidence = float(probabilities.max(axis=-1).mean())
+        shares = np.bincount(probabilities.argmax(axis=-1), minlength=self.num_classes)
+        largest_share = float(shares.max() / len(probabilities))
+        return max(confidence - chance, largest_share - chance) / (1.0 - chance)
+
     def get_config(self):
         return {"num_classes": self.num_classes, "from_logits": self.from_logits, "one_hot": self.one_hot}
 
@@ -186,6 +207,14 @@ class _Bernoulli(Task):
 
     def loss(self):
         return keras.losses.BinaryCrossentropy(from_logits=self.from_logits)
+
+    def prior_gap(self, outputs):
+        """The mean distance of the sigmoids from their prior, over its largest value."""
+        outputs = np.asarray(outputs, dtype=np.float64)
+        probabilities = 1.0 / (1.0 + np.exp(-outputs)) if self.from_logits else outputs
+        prior = np.asarray(self.prior, dtype=np.float64)
+        largest = np.maximum(prior, 1.0 - prior)
+        return float(np.mean(np.abs(probabilities - prior) / largest))
 
     def get_config(self):
         prior = list(self.prior) if isinstance(self.prior, tuple) else self.prior
@@ -334,6 +363,16 @@ class Regression(Task):
             return keras.losses.get(self.loss_function)
         return keras.losses.MeanSquaredError()
 
+    def prior_gap(self, outputs):
+        """The root-mean-square distance of the predictions from the prior mean, in
+        target standard deviations (a mean-and-variance head: its first half)."""
+        outputs = np.asarray(outputs, dtype=np.float64)
+        target_width = self.shape[-1] if self.shape is not None else outputs.shape[-1]
+        predictions = outputs[..., :target_width]
+        mean = np.asarray(self.mean, dtype=np.float64)
+        std = np.asarray(self.std, dtype=np.float64)
+        return float(np.sqrt(np.mean(((predictions - mean) / std) ** 2)))
+
     def get_config(self):
         def listed(value):
             return list(value) if isinstance(value, tuple) else value
@@ -363,7 +402,8 @@ def infer_task(output_shape, probe, layer_activation, compiled_loss, num_classes
 
     Args:
         output_shape: Shape of one example's output (without batch).
-        probe: NumPy outputs of a forward pass on a few noise examples.
+        probe: NumPy outputs of a forward pass on a few noise examples, in
+            the model's output dtype.
         layer_activation: Name of the activation of the layer producing the
             output (`"softmax"`, `"sigmoid"`, `"linear"`, ...), or `None`.
         compiled_loss: The loss this output was compiled with, or `None`.

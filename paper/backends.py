@@ -84,7 +84,7 @@ def reproduce(context):
             f"p {statistics.mann_whitney(effects[a], effects[b]):.2g}"
             for a, b in _pairs()
         ) + " |")
-    lines += ["", _verdict(results, len(seeds)), ""]
+    lines += ["", verdict(results, len(seeds)), ""]
     return "\n".join(lines)
 
 
@@ -118,7 +118,7 @@ def _pairs():
     return [(a, b) for index, a in enumerate(BACKENDS) for b in BACKENDS[index + 1:]]
 
 
-def _verdict(results, num_seeds):
+def verdict(results, num_seeds):
     significant = []
     for backend in BACKENDS:
         baseline, warmup = _values(results[backend], "ece")

@@ -66,7 +66,7 @@ class Task:
 
 
 def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
-              ood_size=None, data_dir=None, holdout=None):
+              ood_size=None, data_dir=None, image_size=None, holdout=None):
     """Loads a training subset, a test set and an out-of-distribution set.
 
     Args:
@@ -80,6 +80,8 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         train_size: Number of training images (the first ones).
         test_size: Number of test images (the first ones).
         ood_size: Number of OOD images (default: `test_size`).
+        image_size: Side to shrink the images to by averaging blocks of
+            pixels (it must divide the side), or `None` to keep them.
         data_dir: Folder holding local copies (`cifar10-subset/`, `mnist/`,
             `fashion-mnist/`, `svhn/` in the official formats); default:
             found with `local_data_dir`, else the loaders download.
@@ -132,7 +134,7 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         if ood_size > len(x_ood):
             raise ValueError(f"Asked for {ood_size} {ood} images; the data has {len(x_ood)}.")
         x_ood = normalise(_to_shape(_as_float_images(x_ood[:ood_size]), x_train.shape[1:]))
-    return Task(
+    task = Task(
         name=dataset,
         x_train=normalise(x_train),
         y_train=y_train,
@@ -146,6 +148,20 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         x_holdout=None if x_holdout is None else normalise(x_holdout),
         y_holdout=y_holdout,
     )
+    if image_size is not None and image_size != task.x_train.shape[1]:
+        for name in ("x_train", "x_test", "x_ood", "x_holdout"):
+            if getattr(task, name) is not None:
+                setattr(task, name, shrunk(getattr(task, name), image_size))
+    return task
+
+
+def shrunk(images, side):
+    """`(N, H, W, C)` images averaged down to `(N, side, side, C)`."""
+    height, width = images.shape[1:3]
+    if height % side or width % side:
+        raise ValueError(f"Cannot shrink {height}x{width} images to {side}x{side}: it must divide.")
+    blocks = images.reshape(len(images), side, height // side, side, width // side, images.shape[-1])
+    return blocks.mean(axis=(2, 4)).astype("float32")
 
 
 def _load(name, data_dir):

@@ -80,7 +80,7 @@ def reproduce(context):
             f"{rho:+.2f} ({p:.2g})" for rho, p in depth_trends + size_trends
         ) + " |",
         "",
-        _verdict(depth_trends, size_trends),
+        verdict(depth_trends, size_trends),
         "",
     ]
     return "\n".join(lines)
@@ -92,7 +92,7 @@ def _spearman(pairs):
     return float(result.statistic), float(result.pvalue)
 
 
-def _verdict(depth_trends, size_trends):
+def verdict(depth_trends, size_trends):
     grows_with_depth = sum(rho > 0 and p < 0.01 for rho, p in depth_trends)
     falls_with_data = sum(rho < 0 and p < 0.01 for rho, p in size_trends)
     return (

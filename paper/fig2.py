@@ -45,7 +45,7 @@ def reproduce(context):
         "",
         report.markdown_table(rows),
         "",
-        _main_verdict(by_name, final_loss),
+        main_verdict(by_name, final_loss),
         "",
         f"Grid: the same protocol for every depth and training-set size, seeds "
         f"{', '.join(map(str, grid_seeds))}. Cell: median over seeds of the paired "
@@ -56,7 +56,7 @@ def reproduce(context):
         "",
         *report.markdown_grid(depths, sizes, lambda depth, size: _cell_text(cells[depth, size])),
         "",
-        _grid_verdict(cells, depths, sizes),
+        grid_verdict(cells, depths, sizes),
         "",
     ]
     return "\n".join(lines)
@@ -131,7 +131,7 @@ def _draw_grid(context, cells, depths, sizes, num_seeds):
     plot.save_figure(figure, context.figure_path(GRID_FIGURE))
 
 
-def _main_verdict(rows, final_loss):
+def main_verdict(rows, final_loss):
     ece, accuracy = rows["ece"], rows["accuracy"]
     accuracy_change = 100 * accuracy["difference"]
     holds = (
@@ -149,7 +149,7 @@ def _main_verdict(rows, final_loss):
     )
 
 
-def _grid_verdict(cells, depths, sizes):
+def grid_verdict(cells, depths, sizes):
     improved = sum(cell["reduction"] > 0 for cell in cells.values())
     # Pooled over every cell and seed: one paired difference per network.
     pairs = [(depth, size, reduction) for (depth, size), cell in cells.items()

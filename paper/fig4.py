@@ -69,7 +69,7 @@ def reproduce(context):
         "every run reaches; each run's ECE is interpolated linearly between the two "
         "epochs around the first time its accuracy reaches the level.",
         "",
-        _verdict(curves, matched, levels, spec.epochs),
+        verdict(curves, matched, levels, spec.epochs),
         "",
     ]
     return "\n".join(lines)
@@ -164,7 +164,7 @@ def _draw(context, curves, levels, matched):
     plot.save_figure(figure, context.figure_path(FIGURE))
 
 
-def _verdict(curves, matched, levels, last_epoch):
+def verdict(curves, matched, levels, last_epoch):
     epoch_wins = sum(
         np.median([c["ece"][epoch] for c in curves["warmup"]])
         < np.median([c["ece"][epoch] for c in curves["baseline"]])

@@ -70,22 +70,29 @@ def reproduce(context):
             f"| {wins}/{len(seeds)} | {statistics.paired_wilcoxon(baseline, warmup):.2g} |"
         )
     rows = {row["metric"]: row for row in report.comparison_rows(results)}
-    auroc, confidence = rows["ood_auroc"], rows["ood_confidence"]
-    holds = auroc["warmup"].median > auroc["baseline"].median and auroc["p_value"] < 0.01
     lines += [
         "",
         "Median [25th, 75th percentile] over seeds; AUROC is the same whichever set is "
         "called positive, AUPR is not, so both AUPRs are given.",
         "",
+        verdict(rows, ood_name),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def verdict(rows, ood_name):
+    """The paper's claim on OOD detection against `comparison_rows`, in words."""
+    auroc, confidence = rows["ood_auroc"], rows["ood_confidence"]
+    holds = auroc["warmup"].median > auroc["baseline"].median and auroc["p_value"] < 0.01
+    return (
         f"Paper's claim (AUROC higher with warm-up, p < 0.01): "
         f"**{'reproduced' if holds else 'not reproduced'}** on {ood_name}: AUROC "
         f"{auroc['baseline'].median:.3f} -> {auroc['warmup'].median:.3f} (p = "
         f"{auroc['p_value']:.2g}, {auroc['wins']}/{auroc['seeds']} seeds); mean OOD "
         f"confidence {confidence['baseline'].median:.3f} -> "
-        f"{confidence['warmup'].median:.3f} (p = {confidence['p_value']:.2g}).",
-        "",
-    ]
-    return "\n".join(lines)
+        f"{confidence['warmup'].median:.3f} (p = {confidence['p_value']:.2g})."
+    )
 
 
 def _scores(arrays):

@@ -11,9 +11,7 @@ import pathlib
 import platform
 import time
 
-import keras
-
-# target: the module of `keras_noisewarm.experiments` whose `reproduce(context)`
+# target: the module of `paper` whose `reproduce(context)`
 # makes it.
 TARGETS = {
     "fig1": "fig1",
@@ -22,11 +20,15 @@ TARGETS = {
     "fig4": "fig4",
     "fig5": "fig5",
     "backends": "backends",
+    "budget": "warmup_budget",
+    "feedback_alignment": "feedback_alignment",
+    "tasks": "tasks",
     "alternatives": "alternatives",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
-# under every backend and `alternatives` trains seven methods twice over, so
-# they are asked for by name.
+# under every backend, `feedback_alignment` is the companion paper's
+# experiment and `alternatives` trains seven methods twice over, so they are
+# asked for by name.
 ALL = ("fig1", "fig2", "fig3", "fig4", "fig5")
 RESULTS_FILENAME = "RESULTS.md"
 
@@ -37,6 +39,8 @@ def reproduce(names, context):
     Returns:
         The path of the rebuilt `RESULTS.md`.
     """
+    import keras
+
     sections = pathlib.Path(context.output) / "sections"
     sections.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -54,11 +58,39 @@ def reproduce(names, context):
         (sections / f"{name}.md").write_text(section)
         if context.verbose:
             print(section)
+    export_run_summaries(context)
     return write_results(context)
+
+
+def export_run_summaries(context):
+    """Copies every finished run's JSON summary from the cache to `<output>/data/runs/`.
+
+    The tables of RESULTS.md are computed from these numbers; the arrays of
+    outputs (`.npz`, for the figures) stay in the cache. Quick runs are not
+    exported.
+
+    Returns:
+        The number of files written.
+    """
+    if context.quick:
+        return 0
+    cache = pathlib.Path(context.cache)
+    target = pathlib.Path(context.output) / "data" / "runs"
+    count = 0
+    for path in sorted(cache.rglob("*.json")):
+        destination = target / path.relative_to(cache)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text()
+        if not destination.is_file() or destination.read_text() != text:
+            destination.write_text(text)
+        count += 1
+    return count
 
 
 def write_results(context):
     """Writes `RESULTS.md` from the sections found in `<output>/sections/`."""
+    import keras
+
     output = pathlib.Path(context.output)
     found = [
         (output / "sections" / f"{name}.md").read_text()

@@ -66,8 +66,9 @@ def run_seed(seed, steps=None):
         # Every condition starts from the same initial weights.
         model = models.build_mlp(2, num_classes=2, depth=DEPTH, width=WIDTH, seed=seed)
         if noise is not None:
+            # The paper's recipe, whatever the package's default.
             keras_noisewarm.warmup(model, num_classes=2, steps=steps, seed=seed + 10_000,
-                                   verbose=0, **noise)
+                                   recipe="mlp", batchnorm="update", verbose=0, **noise)
         logits[name] = np.asarray(model.predict(inputs, batch_size=4096, verbose=0), "float32")
     return logits
 

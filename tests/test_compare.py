@@ -110,12 +110,37 @@ def test_a_rerun_resumes_and_other_settings_are_refused(data, tmp_path, monkeypa
 
 def test_a_warmed_up_network_is_reused_and_trains_like_a_fresh_one(data, tmp_path):
     fresh = run(data, directory=tmp_path / "a", warmup_directory=tmp_path / "shared", seeds=[1])
-    assert list((tmp_path / "shared" / "warmed-up").glob("*.weights.h5"))
+    assert list((tmp_path / "shared" / "warmed-up").glob("*.npz"))
     reused = run(data, directory=tmp_path / "b", warmup_directory=tmp_path / "shared", seeds=[1])
     for name in ("ece", "accuracy", "nll", "noise_confidence_after"):
         assert reused.runs["warmup"][0][name] == pytest.approx(
             fresh.runs["warmup"][0][name], rel=1e-5, abs=1e-6
         )
+
+
+def test_a_reused_warmup_keeps_the_reusing_runs_own_optimizer(data, tmp_path):
+    # The stored warm-up must carry the layers' weights only: the run that
+    # reuses it trains with its own optimizer and learning rate.
+    def build_with(learning_rate):
+        def build():
+            model = build_model()
+            model.compile(keras.optimizers.Adam(learning_rate),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            return model
+        return build
+
+    train, held_out, _ = data
+    arguments = dict(seeds=[0], arms=("warmup",), warmup=WARMUP, fit_kwargs=FIT, verbose=0,
+                     warmup_directory=tmp_path / "shared")
+    keras_noisewarm.compare_warmup(build_with(1e-2), train, held_out,
+                                   directory=tmp_path / "fast", **arguments)
+    reused = keras_noisewarm.compare_warmup(build_with(1e-4), train, held_out,
+                                            directory=tmp_path / "slow", **arguments)
+    fresh = keras_noisewarm.compare_warmup(build_with(1e-4), train, held_out,
+                                           seeds=[0], arms=("warmup",), warmup=WARMUP,
+                                           fit_kwargs=FIT, verbose=0)
+    np.testing.assert_allclose(reused.runs["warmup"][0]["train_loss"],
+                               fresh.runs["warmup"][0]["train_loss"], rtol=1e-5)
 
 
 def test_report_and_diagrams_are_written(data, tmp_path):

@@ -213,3 +213,30 @@ def test_format_ood_table_prints_one_aligned_row_per_score():
         "msp     0.912  0.500",
         "energy  0.800  0.250",
     ]
+
+
+def test_negative_entropy_matches_numpy_and_is_usable_by_name_everywhere():
+    model, inputs = _tiny_network(), _tiny_inputs()
+    logits = _numpy_logits(model, inputs)
+    probabilities = _numpy_softmax(logits)
+    expected = np.sum(probabilities * np.log(probabilities), axis=1)
+    np.testing.assert_allclose(ood.NegativeEntropy()(model, inputs), expected, rtol=1e-5, atol=1e-6)
+    # The same on probabilities: the score reads them through their logarithm.
+    softmax_model = keras.Sequential([model, keras.layers.Softmax()])
+    np.testing.assert_allclose(ood.get("entropy")(softmax_model, inputs), expected, rtol=1e-4, atol=1e-5)
+    assert "entropy" in ood.score_names()
+    # By name in the threshold layer, in evaluate_ood and in the monitor.
+    threshold = ood.OODThreshold(score="entropy", alpha=0.25).fit(logits.astype("float32"))
+    flagged = keras.ops.convert_to_numpy(threshold(logits.astype("float32")))
+    np.testing.assert_array_equal(flagged, expected < float(keras.ops.convert_to_numpy(threshold.threshold)))
+    table = ood.evaluate_ood(model, inputs, 3 * inputs, scores=["entropy"])
+    assert table["entropy"]["auroc"] == ood.auroc(expected, ood.NegativeEntropy()(model, 3 * inputs))
+    from keras_noisewarm.callbacks import CalibrationMonitor
+
+    assert isinstance(CalibrationMonitor((inputs, np.zeros(7)), ood_score="entropy").ood_scorer,
+                      ood.NegativeEntropy)
+
+
+def test_a_new_score_registers_once_under_its_names():
+    with pytest.raises(ValueError, match="already registered"):
+        ood.register_score("msp")(type("Another", (ood.OutputScore,), {}))

@@ -460,3 +460,25 @@ def test_warmup_runs_inside_a_tf_distribute_strategy_scope():
         history = warmup(model, num_classes=NUM_CLASSES, steps=5, seed=0, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(a, b) for a, b in zip(before, weights_of(model)))
+
+
+def test_freeze_warms_up_only_the_head_and_restores_every_trainable_flag():
+    backbone = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16), keras.layers.BatchNormalization(),
+         keras.layers.ReLU()], name="backbone")
+    backbone.layers[0].trainable = False  # the user's own choice, kept
+    head = keras.layers.Dense(4, name="head")
+    model = keras.Sequential([keras.Input((8,)), backbone, head])
+    flags = [layer.trainable for layer in [model, backbone, *backbone.layers, head]]
+    before_backbone = [np.array(w) for w in backbone.weights]
+    before_head = np.array(head.kernel)
+    warmup(model, num_classes=4, steps=20, seed=0, verbose=0, learning_rate=1e-2, freeze=backbone)
+    for got, expected in zip(backbone.weights, before_backbone):
+        np.testing.assert_array_equal(np.array(got), expected)  # BatchNorm statistics included
+    assert not np.allclose(np.array(head.kernel), before_head)
+    assert [layer.trainable for layer in [model, backbone, *backbone.layers, head]] == flags
+    with pytest.raises(ValueError, match="does not have"):
+        warmup(model, num_classes=4, steps=2, verbose=0, freeze="encoder")
+    with pytest.raises(ValueError, match="no trainable weights"):
+        warmup(model, num_classes=4, steps=2, verbose=0, freeze=[backbone, head])
+    assert [layer.trainable for layer in [model, backbone, *backbone.layers, head]] == flags

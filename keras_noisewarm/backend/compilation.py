@@ -2,13 +2,13 @@
 
 A metric used on its own (`metric.update_state(...)` in a loop over
 batches) runs eagerly, one dispatch per op. Under TensorFlow each eager op
-costs about 0.1 ms of Python, and kernels that XLA fuses into one pass run
-as separate passes over the batch: the ECE's update on 100,000 x 10
-probabilities took 15-17 ms eagerly and 1.8 ms compiled with XLA. Under JAX
-eager dispatch is cheaper, and compiling still halves it (4.2 to 2.4 ms).
+costs Python time, and kernels that XLA fuses into one pass run as separate
+passes over the batch: compiled with XLA the ECE's update runs several times
+faster (benchmarks/metric_throughput.py). Under JAX eager dispatch is
+cheaper, and compiling still helps.
 
-But compiling costs 100-200 ms per input shape, and a one-off call on a
-test set (`update_state(y_test, model.predict(x_test))`) would pay that for
+But compiling costs a fraction of a second per input shape, and a one-off
+call on a test set (`update_state(y_test, model.predict(x_test))`) would pay that for
 nothing. So a call runs eagerly the first time its input signature (shapes
 and dtypes) is met, and compiled from the second time on: a shape that
 comes back is a stream of batches, which repays the compilation within a
@@ -119,8 +119,8 @@ def _compile(backend, function):
         import tensorflow as tf
 
         # Autograph rewrites Python control flow on tensors, which these
-        # functions do not have; with it, the ECE's first compiled call
-        # took 0.9 s instead of 0.16 s.
+        # functions do not have; with it, the first compiled call took
+        # several times longer.
         return tf.function(function, jit_compile=True, autograph=False)
     import jax
 

@@ -4,16 +4,13 @@ The noise can come from the `tf.data` stream (`noise_dataset`: generated on
 the host, in parallel with the train step, then copied in) or be drawn by
 the backend's own generator inside the train step, on the device. On an
 accelerator the device wins: host generation and the copy would starve it.
-On a CPU it depends on the backend's generator and on where it runs,
-measured on a 2-core x86_64 machine (benchmarks/noise_generators.py,
-docs/BENCHMARKS.md): the stream's Box-Muller transform costs 2.8 ms per
-128 x 32x32x3 batch on one core, torch's `randn` 1.0 ms and JAX's threefry
-3.8 ms. Inside the step the draw
-is on the critical path, beside it (the stream) it competes for the cores:
-torch's in-step `randn` is about as fast as the stream and avoids the
-per-batch conversion, so torch draws in the step; JAX's and TensorFlow's
-in-step draws are slower than their streams (the MLP warm-up at 0.55 and
-0.75 of `fit`, against 0.78 and 0.83), so both keep the stream.
+On a CPU it depends on the backend's generator and on where it runs
+(benchmarks/noise_generators.py and benchmarks/warmup_throughput.py, results
+in docs/BENCHMARKS.md): inside the step the draw is on the critical path,
+beside it (the stream) it competes for the cores. torch's in-step `randn`
+is cheaper than the stream's generation and avoids the per-batch
+conversion, so torch draws in the step; JAX's and TensorFlow's in-step
+draws made the warm-up slower than their streams, so both keep the stream.
 """
 
 import keras

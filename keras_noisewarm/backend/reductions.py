@@ -3,22 +3,21 @@
 `top_label` gives each row's largest probability and its class. Through
 `keras.ops` that is `max` plus `argmax`: two passes, and Keras's argmax on
 TensorFlow and JAX first rewrites every -0.0 (a workaround for flush-to-zero
-CPUs) before a slow variadic reduction. On 10,000 x 1,000 probabilities it
-takes 17-50 ms eagerly where NumPy's max and argmax take 4-5 ms. Each
-backend has a faster way, all returning the first index on ties as `argmax`
-does:
+CPUs) before a slow variadic reduction, several times slower than NumPy on
+wide rows. Each backend has a faster way, all returning the first index on
+ties as `argmax` does:
 
-- TensorFlow: eagerly, `tf.math.top_k(k=1)`, whose order is stable (2-4
-  ms); traced (XLA), `reduce_max` and argmax, or from 32 classes on the
-  first index of the mask `probabilities == maximum` (4.8 ms inside XLA,
-  where top_k takes 27 ms and argmax 13).
-- PyTorch: `torch.max(dim=-1)`, one pass for values and indices (1.5-3 ms).
+- TensorFlow: eagerly, `tf.math.top_k(k=1)`, whose order is stable; traced
+  (XLA), `reduce_max` and argmax, or from `ARITHMETIC_ARGMAX_MIN_CLASSES`
+  classes on the first index of the mask `probabilities == maximum`, since
+  inside XLA top_k is the slowest of the three and the mask the fastest for
+  wide rows.
+- PyTorch: `torch.max(dim=-1)`, one pass for values and indices.
 - JAX: compiled with `jax.jit`. XLA's CPU argmax is a variadic reduction
-  that does not vectorise (17 ms at 1,000 classes); so is any reduction over
-  a comparison or `where`. From 32 classes on, the first index of the maximum
-  is found with arithmetic only, which XLA does vectorise (3.6 ms): see
-  `_first_maximum_index`. Below 32 classes argmax is faster (0.5 ms for
-  100,000 x 10).
+  that does not vectorise; so is any reduction over a comparison or
+  `where`. For wide rows the first index of the maximum is found with
+  arithmetic only, which XLA does vectorise: see `_first_maximum_index`.
+  For narrow rows argmax is faster.
 
 The -0.0 workaround does not matter here: the rows are probabilities, whose
 maximum is at least `1 / num_classes`, so the sign of a zero never decides
@@ -26,8 +25,9 @@ which entry is largest.
 
 `bin_sums` sums a batch's histogram entries per bin, as
 `keras.ops.segment_sum` does, except under PyTorch: there Keras's
-segment_sum replicates the bin indices across the columns and scatters
-(5 ms for 100,000 x 3 values) where `torch.bincount` takes 0.4 ms.
+segment_sum replicates the bin indices across the columns and scatters,
+an order of magnitude slower than `torch.bincount` (see
+benchmarks/metric_throughput.py for the metric these serve).
 """
 
 import functools
@@ -73,8 +73,7 @@ def _tensorflow_top_label(probabilities):
         values, indices = tf.math.top_k(probabilities, k=1, sorted=True)
         return values[:, 0], tf.cast(indices[:, 0], "int32")
     # Traced, and compiled with XLA in a Keras train step, top_k is the
-    # slowest choice: 27 ms on 10,000 x 1,000 against 13 ms for max and
-    # argmax, and 4.8 ms for max and the first index of an equality mask.
+    # slowest choice, and for wide rows the equality mask the fastest.
     maximum = tf.reduce_max(probabilities, axis=-1, keepdims=True)
     if probabilities.shape[-1] < ARITHMETIC_ARGMAX_MIN_CLASSES:
         predicted = tf.argmax(probabilities, axis=-1, output_type="int32")
@@ -110,10 +109,8 @@ def _jax_top_label():
     return top_label
 
 
-# Measured crossover on a 2-core x86 CPU: argmax wins at 16 classes (0.5 vs
-# 1.5 ms for 62,500 rows), the mask at 32 (2.6 vs 0.9 ms) under JAX; under
-# TensorFlow's XLA the mask wins from 100 classes on (1.0 vs 1.2 ms per
-# million values), and loses by 0.3 ms at 32.
+# Where the arithmetic first-maximum beats argmax: measured on a 2-core x86
+# CPU, argmax was faster at 16 classes and slower at 32 under JAX.
 ARITHMETIC_ARGMAX_MIN_CLASSES = 32
 
 

@@ -22,6 +22,10 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
     other callbacks, learning-rate schedules and optimizer state (its
     iteration count included) only ever see the outer training.
 
+    With a `budget` (a fraction of the training), the training's length is
+    read from the fit itself: its steps per epoch times its epochs, counted
+    in warm-up batches (so a budget of 0.1 is a tenth of the fit's steps).
+
     The warm-up runs once per model: not when training resumes at a later
     epoch (`initial_epoch > 0`, or `keras.callbacks.BackupAndRestore`
     restoring a run), and not again when the same model is fit again with
@@ -80,13 +84,25 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
         if epoch != 0 or self._has_warmed_up(self.model):
             return
         config = self.warmup_config()
+        training_examples = self.training_examples()
         if config.verbose != 0:
             io_utils.print_msg(
-                f"Noise warm-up: {config.num_steps()} steps of "
+                f"Noise warm-up: {config.num_steps(training_examples)} steps of "
                 f"{config.batch_size} noise examples"
             )
-        self.warmup_history = config.run(self.model)
+        self.warmup_history = config.run(self.model, training_examples=training_examples)
+        # The warm-up's own fit (a stopping rule, say) must not end this one.
+        self.model.stop_training = False
         self._warmed_up_model = weakref.ref(self.model)
+
+    def training_examples(self):
+        """The outer fit's length in examples, for a `budget`: its steps times
+        the warm-up's batch size (`None` when the fit does not say its steps)."""
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        if not steps or not epochs:
+            return None
+        return int(steps) * int(epochs) * self.warmup_config().batch_size
 
     def _has_warmed_up(self, model):
         return self._warmed_up_model is not None and self._warmed_up_model() is model

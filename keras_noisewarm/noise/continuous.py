@@ -153,10 +153,11 @@ class DataMatched(_Moments):
     Example:
 
     >>> import numpy as np
-    >>> pixels = np.random.default_rng(0).integers(0, 256, (100, 8, 8, 3))
+    >>> pixels = np.stack([np.full((10, 8, 8), 60.0), np.full((10, 8, 8), 200.0),
+    ...                    np.tile([0.0, 100.0], (10, 8, 4))], axis=-1)
     >>> noise = DataMatched(pixels)
-    >>> [round(value) for value in noise.mean]
-    [128, 128, 128]
+    >>> noise.mean, noise.std[2]
+    ((60.0, 200.0, 50.0), 50.0)
     """
 
     def __init__(self, sample=None, distribution="gaussian", mean=None, std=None):

@@ -69,7 +69,7 @@ def roc_curve(id_scores, ood_scores):
     Example:
 
     >>> fpr, tpr = roc_curve([0.9, 0.8, 0.4], [0.5, 0.1])
-    >>> fpr.tolist(), [round(value, 3) for value in tpr]
+    >>> fpr.tolist(), [round(float(value), 3) for value in tpr]
     ([0.0, 0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.333, 0.667, 0.667, 1.0, 1.0])
     """
     true_positives, false_positives = _operating_points(id_scores, ood_scores, "in")

@@ -58,7 +58,7 @@ def test_run_all_trains_missing_runs_once_and_shares_the_warmup(task, tmp_path, 
     assert len(calls) == 3
     # Both training-set sizes share one warmed-up network: same noise confidence.
     assert first[0]["noise_confidence_after"] == first[1]["noise_confidence_after"]
-    assert list((tmp_path / small.warmup_folder_name() / "warmed-up").glob("*.weights.h5"))
+    assert list((tmp_path / small.warmup_folder_name() / "warmed-up").glob("*.npz"))
     calls.clear()
     assert runs.run_all(store, jobs, verbose=0) == first
     assert calls == []

@@ -1,0 +1,67 @@
+"""The warm-up budget measurement, end to end at tiny sizes."""
+
+import dataclasses
+import json
+
+import pytest
+from datafiles import write_tiny_datasets
+
+from paper import cli
+from paper import warmup_budget
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    quick = {name: dataclasses.replace(setting, train_size=100, epochs=2, validation_size=40, test_size=40)
+             for name, setting in warmup_budget.QUICK.items() if name in ("mlp", "fashion_cnn")}
+    monkeypatch.setattr(warmup_budget, "QUICK", quick)
+    monkeypatch.setattr(warmup_budget, "QUICK_SEEDS", (0, 1))
+    return str(write_tiny_datasets(tmp_path / "data", num_train=400, num_test=100))
+
+
+def test_budget_quick_runs_every_length_chooses_on_validation_and_resumes(tmp_path, tiny, monkeypatch):
+    arguments = ["reproduce", "budget", "--quick", "--quiet", "--output", str(tmp_path),
+                 "--data-dir", tiny]
+    monkeypatch.setattr(warmup_budget, "load_data", _tiny_loader(warmup_budget.load_data))
+    assert cli.main(arguments) == 0
+    section = (tmp_path / "sections" / "budget.md").read_text()
+    assert "Chosen on validation: **" in section
+    for name in ("mlp", "fashion_cnn"):
+        assert f"### {name}" in section
+        folder = next(tmp_path.glob(f"runs/budget-v*-{name}-*"))
+        runs = {path.stem: json.loads(path.read_text()) for path in folder.glob("seed*.json")}
+        # Baseline, two lengths and the stopping rule, for two seeds.
+        assert len(runs) == 2 * 4
+        short, long = runs["seed0_lr0.0001_f0.1"], runs["seed0_lr0.0001_f1"]
+        assert short["warmup_steps"] < long["warmup_steps"]
+        assert short["warmup_seconds"] <= long["warmup_seconds"]
+        assert set(short["validation"]) == {"accuracy", "ece", "nll", "brier"}
+    assert (tmp_path / "figures" / warmup_budget.FIGURE).stat().st_size > 10_000
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(warmup_budget, "run_seed", must_not_train)
+    assert cli.main(arguments) == 0
+
+
+def _tiny_loader(load):
+    def loader(setting, data_dir=None):
+        # The tiny folder has too few images for the real validation offsets.
+        (x, y), _, test = load(dataclasses.replace(setting, validation_size=0), data_dir)
+        return (x, y), (x[:setting.validation_size], y[:setting.validation_size]), test
+    return loader
+
+
+def test_the_default_is_chosen_by_its_worst_setting_among_affordable_variants():
+    def effect(reduction, cost):
+        return {"reduction": reduction, "cost": cost}
+
+    validation = {
+        "a": {"short": effect(0.02, 0.05), "long": effect(0.05, 0.9), "mid": effect(0.03, 0.08)},
+        "b": {"short": effect(0.01, 0.04), "long": effect(0.02, 0.8), "mid": effect(0.02, 0.09)},
+    }
+    chosen, shares = warmup_budget.choose_default(validation)
+    # "long" is best but costs too much; "mid" keeps 60% and 100%, "short" 40% and 50%.
+    assert chosen == "mid"
+    assert shares == {"a": pytest.approx(0.6), "b": pytest.approx(1.0)}
