@@ -45,6 +45,14 @@ EXAMPLES = {
     "ClasswiseCalibrationError": lambda: metrics.ClasswiseCalibrationError(NUM_CLASSES, num_bins=8),
     "NegativeLogLikelihood": lambda: metrics.NegativeLogLikelihood(from_logits=True, name="nll_x"),
     "BrierScore": lambda: metrics.BrierScore(name="brier_x"),
+    # Regression metrics, on [mean, spread] predictions.
+    "GaussianNegativeLogLikelihood": lambda: metrics.GaussianNegativeLogLikelihood(spread="std"),
+    "ExpectedNormalizedCalibrationError": lambda: metrics.ExpectedNormalizedCalibrationError(
+        num_bins=4, num_histogram_bins=1000, spread="log_variance"
+    ),
+    "IntervalCoverage": lambda: metrics.IntervalCoverage(level=0.8, name="coverage80"),
+    "IntervalCoverageError": lambda: metrics.IntervalCoverageError(level=0.5),
+    "QuantileCalibrationError": lambda: metrics.QuantileCalibrationError(num_levels=19, norm="l2"),
     # Fitted layers.
     "TemperatureScaling": lambda: posthoc.TemperatureScaling(name="temperature"),
     "VectorScaling": lambda: posthoc.VectorScaling(name="vector"),
@@ -99,6 +107,11 @@ EXAMPLES = {
     ),
 }
 
+REGRESSION_METRICS = (
+    "GaussianNegativeLogLikelihood", "ExpectedNormalizedCalibrationError", "IntervalCoverage",
+    "IntervalCoverageError", "QuantileCalibrationError",
+)
+
 NOISE_DRAWS = {
     "Gaussian": ((6, 3), "float32"),
     "Uniform": ((6, 3), "float32"),
@@ -127,6 +140,14 @@ def behaviour(name, obj):
     carries those (checked on a model).
     """
     logits, labels, _ = data()
+    if name in REGRESSION_METRICS:
+        rng = np.random.default_rng(1)
+        targets = rng.normal(size=(100, 1))
+        predictions = np.concatenate([0.5 * targets + rng.normal(size=(100, 1)),
+                                      rng.uniform(0.5, 2.0, size=(100, 1))], axis=1)
+        obj.reset_state()
+        obj.update_state(targets, predictions)
+        return {"result": float(obj.result())}
     if isinstance(obj, keras.metrics.Metric):
         obj.reset_state()
         obj.update_state(labels[:100], logits[:100])
