@@ -24,9 +24,8 @@ are fitted on CIFAR-10 training images 15,000-19,999, which no network is
 trained on (the networks train on the first 4,000; the warm-up defaults were
 chosen on images 10,000-14,999).
 
-The MLP trains under JAX and the CNN under TensorFlow (XLA's CPU
-convolutions were 3x slower than TensorFlow's here, and TensorFlow's Dense
-layers 2x slower than JAX's); each architecture is trained by a process of
+The MLP trains under JAX and the CNN under TensorFlow (the faster backend
+for each on CPU, docs/BENCHMARKS.md); each architecture is trained by a process of
 its own (`python -m paper.alternatives train ...`) into the cache, and the
 report is made from the stored outputs. `--quick` trains both in this
 process, with the current backend.

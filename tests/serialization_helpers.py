@@ -45,6 +45,12 @@ EXAMPLES = {
     "ClasswiseCalibrationError": lambda: metrics.ClasswiseCalibrationError(NUM_CLASSES, num_bins=8),
     "NegativeLogLikelihood": lambda: metrics.NegativeLogLikelihood(from_logits=True, name="nll_x"),
     "BrierScore": lambda: metrics.BrierScore(name="brier_x"),
+    # Selective prediction.
+    "AreaUnderRiskCoverageCurve": lambda: metrics.AreaUnderRiskCoverageCurve(num_bins=500),
+    "ExcessAreaUnderRiskCoverageCurve": lambda: metrics.ExcessAreaUnderRiskCoverageCurve(
+        from_logits=True, name="e_aurc_x"
+    ),
+    "SelectiveAccuracy": lambda: metrics.SelectiveAccuracy(coverage=0.6),
     # Regression metrics, on [mean, spread] predictions.
     "GaussianNegativeLogLikelihood": lambda: metrics.GaussianNegativeLogLikelihood(spread="std"),
     "ExpectedNormalizedCalibrationError": lambda: metrics.ExpectedNormalizedCalibrationError(
@@ -56,6 +62,7 @@ EXAMPLES = {
     # Fitted layers.
     "TemperatureScaling": lambda: posthoc.TemperatureScaling(name="temperature"),
     "VectorScaling": lambda: posthoc.VectorScaling(name="vector"),
+    "IsotonicCalibration": lambda: posthoc.IsotonicCalibration(max_knots=50, name="isotonic"),
     "OODThreshold": lambda: ood.OODThreshold(
         score=ood.Energy(temperature=2.0), alpha=0.2, name="threshold"
     ),
@@ -175,7 +182,7 @@ def calibrated_model():
     inputs = keras.Input((16,))
     model_logits = keras.layers.Dense(NUM_CLASSES, name="head")(inputs)
     outputs = [model_logits]
-    for name in ("TemperatureScaling", "VectorScaling", "OODThreshold", "LACPredictionSets",
+    for name in ("TemperatureScaling", "VectorScaling", "IsotonicCalibration", "OODThreshold", "LACPredictionSets",
                  "APSPredictionSets", "RAPSPredictionSets"):
         layer = EXAMPLES[name]()
         needs_labels = name != "OODThreshold"

@@ -149,11 +149,12 @@ def test_keras_file_in_a_fresh_process_carries_every_fitted_weight_exactly(fresh
     # Every fitted layer came back fitted, as its own class.
     assert {name: kind for name, kind in fresh_process["results"]["layer_types"].items()
             if kind != "InputLayer" and name != "head"} == {
-        "temperature": "TemperatureScaling", "vector": "VectorScaling", "threshold": "OODThreshold",
+        "temperature": "TemperatureScaling", "vector": "VectorScaling",
+        "isotonic": "IsotonicCalibration", "threshold": "OODThreshold",
         "lac": "LACPredictionSets", "aps": "APSPredictionSets", "raps": "RAPSPredictionSets",
     }
     fitted = [key for key in weights if key.endswith("/fitted")]
-    assert len(fitted) == 6 and all(loaded[key] == 1.0 for key in fitted)
+    assert len(fitted) == 7 and all(loaded[key] == 1.0 for key in fitted)
 
 
 def test_keras_file_in_a_fresh_process_gives_the_same_outputs(fresh_process):
