@@ -136,10 +136,11 @@ def reproduce(context):
         "",
         "Each example (in `examples/`, runnable on its own) trains the same network from "
         "the same initial weights with and without a noise warm-up, for paired seeds, and "
-        "measures it on held-out test data. Every setting (training epochs, warm-up length "
-        "and learning rate) was chosen with the example's `--select` on data held out from "
-        "its *training* split, by the median validation NLL over 3-5 selection seeds "
-        "(seeds 100+, not the seeds below); the test split was never used to choose. "
+        "measures it on held-out test data. The settings (training epochs, warm-up length "
+        "and learning rate) are set by hand: each example's `--select` (median validation "
+        "NLL over selection seeds 100+, on data held out from its *training* split) was "
+        "started but cut short, so they are not its choice; they were not chosen on the "
+        "test split either, which only these runs read. "
         "Verdict per metric: *helped*/*hurt* when most seeds moved that way with a paired "
         "two-sided Wilcoxon p < 0.1 (with 5 seeds that takes all five: the smallest "
         "possible p is 0.0625), else *no clear difference*.",
