@@ -53,8 +53,9 @@ def measure(setting_names, quick):
         keras.utils.set_random_seed(0)
         model = warmup_budget.build_model(setting, shape)
         start = time.perf_counter()
-        history = keras_noisewarm.warmup(model, num_classes=10, seed=0, verbose=0,
-                                         training_examples=setting.training_examples)
+        # --quick only checks that the script runs: a few steps, not the default.
+        length = dict(steps=20) if quick else dict(training_examples=setting.training_examples)
+        history = keras_noisewarm.warmup(model, num_classes=10, seed=0, verbose=0, **length)
         warmup_seconds = time.perf_counter() - start
         start = time.perf_counter()
         model.fit(x, y, batch_size=setting.batch_size, epochs=setting.epochs, verbose=0)
@@ -82,7 +83,9 @@ def main():
     from _machine import print_machine
 
     print_machine()
-    backends = args.backends.split(",")[:1] if args.quick else args.backends.split(",")
+    backends = args.backends.split(",")
+    if args.quick:
+        backends = [os.environ.get("KERAS_BACKEND", backends[0])]
     rows = []
     for backend in backends:
         command = [sys.executable, __file__, "--child", "--settings", ",".join(settings)]

@@ -40,6 +40,7 @@ def tiny_quick_mode(monkeypatch):
     monkeypatch.setattr(alternatives, "ARCHITECTURES", ("mlp",))
 
 
+@pytest.mark.one_backend
 def test_quick_reproduction_writes_tables_figures_and_resumes(
         tmp_path, data_dir, tiny_quick_mode, capsys):
     arguments = ["reproduce", "alternatives", "--quick", "--output", str(tmp_path),

@@ -18,6 +18,7 @@ def quick_context(tmp_path):
                                command="python -m paper reproduce tasks --quick", verbose=0)
 
 
+@pytest.mark.one_backend
 def test_quick_reproduction_writes_the_measured_tables_and_reuses_its_runs(quick_context, monkeypatch):
     results = reproduce.reproduce(["tasks"], quick_context)
     section = (quick_context.output / "sections" / "tasks.md").read_text()
