@@ -18,6 +18,7 @@ import hashlib
 import json
 import pathlib
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -66,6 +67,7 @@ def compare_warmup(
     ood_score="msp",
     key=None,
     verbose=1,
+    keep_models=False,
 ):
     """Trains the user's model with and without warm-up over paired seeds.
 
@@ -101,6 +103,11 @@ def compare_warmup(
             are, stored with the runs: a directory made with another key is
             refused, so runs of different models never mix.
         verbose: 1 for a progress bar over the runs, 0 for silence.
+        keep_models: Also keep every trained network, for evaluations the
+            comparison does not make (`WarmupComparison.load_model`): with a
+            `directory`, its weights are saved beside the run
+            (`seed<k>_<arm>.weights.h5`), and a stored run without them is
+            trained again; without one, the models stay in memory.
 
     Returns:
         A `WarmupComparison`.
@@ -139,6 +146,7 @@ def compare_warmup(
     if not isinstance(scorer, ood_scores.OutputScore):
         raise ValueError("`ood_score` must be a score of the model's outputs (not ODIN).")
     validation.check_choice("verbose", verbose, (0, 1))
+    keep_models = validation.check_bool("keep_models", keep_models)
     settings = _settings(key, warmup, fit_kwargs, train_data, x_validation, ood_data,
                          num_bins, scorer, track_epochs)
     store = RunStore(directory, settings) if directory is not None else None
@@ -151,15 +159,19 @@ def compare_warmup(
     )
     jobs = [(seed, arm) for seed in seeds for arm in arms]
     runs = {}
-    todo = [job for job in jobs if store is None or not store.has(*job)]
+    todo = [job for job in jobs if store is None or not store.has(*job)
+            or (keep_models and not store.has_model(*job))]
     progress = keras.utils.Progbar(len(todo), unit_name="run") if todo and verbose else None
     if todo and verbose and store is not None and len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already done; training {len(todo)}.")
     outputs = {}
+    models = {}
     for index, (seed, arm) in enumerate(todo):
-        result, arrays = protocol.run(seed, arm)
+        result, arrays, model = protocol.run(seed, arm)
         if store is not None:
-            store.save(seed, arm, result, arrays)
+            store.save(seed, arm, result, arrays, model if keep_models else None)
+        elif keep_models:
+            models[seed, arm] = model
         runs[seed, arm] = result
         outputs[seed, arm] = arrays
         if progress is not None:
@@ -174,6 +186,8 @@ def compare_warmup(
         store=store,
         outputs=outputs,
         num_bins=num_bins,
+        build_model=build_model,
+        models=models,
     )
 
 
@@ -203,7 +217,9 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     >>> values["accuracy"], round(values["mean_confidence"], 3)
     (0.5, 0.881)
     """
-    outputs = np.asarray(keras.ops.convert_to_numpy(outputs), dtype="float32")
+    # In their own dtype: rows of bfloat16 probabilities sum to one only
+    # within bfloat16's tolerance, which the metrics apply to that dtype.
+    outputs = np.asarray(keras.ops.convert_to_numpy(outputs))
     from_logits = outputs_lib.resolve_from_logits(outputs, from_logits, what="the outputs")
     values = {}
     for name, metric in (
@@ -220,7 +236,7 @@ def measure(outputs, labels, ood_outputs=None, num_bins=DEFAULT_NUM_BINS, ood_sc
     values["mean_confidence"] = float(np.mean(confidences))
     if ood_outputs is not None:
         scorer = ood_scores.get(ood_score)
-        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs), dtype="float32")
+        ood_outputs = np.asarray(keras.ops.convert_to_numpy(ood_outputs))
         id_scores = _scores(scorer, outputs, from_logits)
         ood_scores_ = _scores(scorer, ood_outputs, from_logits)
         values["ood_confidence"] = float(
@@ -345,6 +361,8 @@ class WarmupComparison:
     store: object = None
     outputs: dict = dataclasses.field(default_factory=dict, repr=False)
     num_bins: int = DEFAULT_NUM_BINS
+    build_model: object = dataclasses.field(default=None, repr=False)
+    models: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def rows(self, metric_names=None):
         """`comparison_rows` of the two arms."""
@@ -363,6 +381,28 @@ class WarmupComparison:
         if self.store is None:
             raise ValueError("The outputs of runs trained earlier are kept only with a directory.")
         return self.store.load_arrays(seed, arm)
+
+    def load_model(self, seed, arm):
+        """The trained network of a run (made with `keep_models=True`).
+
+        From a directory, `build_model` builds it again (after
+        `keras.utils.set_random_seed(seed)`) and its saved weights are loaded.
+        """
+        if (seed, arm) in self.models:
+            return self.models[seed, arm]
+        if self.store is None or not self.store.has_model(seed, arm):
+            raise ValueError(
+                f"No trained network of seed {seed}, arm {arm!r} was kept: run "
+                "compare_warmup with keep_models=True."
+            )
+        keras.utils.set_random_seed(seed)
+        model = self.build_model()
+        with warnings.catch_warnings():
+            # The file holds the optimizer's state too, which a network that
+            # only predicts does not need (nor has built).
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(self.store.model_path(seed, arm))
+        return model
 
     def reliability_diagrams(self, folder, seed=None, prefix="reliability"):
         """Saves one reliability diagram per arm of `seed` (default: the first).
@@ -445,9 +485,17 @@ class RunStore:
         with np.load(self._path(seed, arm, ".npz")) as arrays:
             return dict(arrays)
 
-    def save(self, seed, arm, result, arrays):
-        # Arrays first: a JSON file marks a complete run.
+    def model_path(self, seed, arm):
+        return self._path(seed, arm, ".weights.h5")
+
+    def has_model(self, seed, arm):
+        return self.model_path(seed, arm).is_file()
+
+    def save(self, seed, arm, result, arrays, model=None):
+        # Arrays (and weights) first: a JSON file marks a complete run.
         np.savez(self._path(seed, arm, ".npz"), **arrays)
+        if model is not None:
+            model.save_weights(self.model_path(seed, arm))
         self._path(seed, arm, ".json").write_text(json.dumps(result, indent=1))
 
 
@@ -538,7 +586,7 @@ class RunProtocol:
         if tracker is not None:
             result["epochs"] = tracker.epochs
         result["seconds"] = round(time.perf_counter() - start, 3)
-        return result, arrays
+        return result, arrays, model
 
     def predict(self, model):
         arrays = {

@@ -8,6 +8,13 @@ SavedModels carry them. `FittedOutputLayer` holds what they share: resolving
 `from_logits` from the held-out outputs (the package's rule, see
 `keras_noisewarm.outputs`), building the weights, assigning the fitted
 values, and knowing whether the layer has been fitted.
+
+They compute in float32 under the mixed-precision policies (in their
+variables' dtype, whatever the global policy): a float32 head stays float32
+through them, a float16 or bfloat16 one is widened exactly, and `fit`
+computes its scores in the dtype the layer later compares them in, so that
+a prediction set or an OOD flag never changes with the rounding of a
+threshold.
 """
 
 import keras
@@ -34,9 +41,17 @@ class FittedOutputLayer(keras.layers.Layer):
             (`False`), or `None` to detect it from the outputs given to
             `fit`.
         **kwargs: Standard `keras.layers.Layer` arguments (`name`, `dtype`).
+            Without a `dtype`, the layer computes in the variable dtype of
+            the global policy (float32 under `"mixed_float16"` and
+            `"mixed_bfloat16"`).
     """
 
     def __init__(self, from_logits=None, **kwargs):
+        if kwargs.get("dtype") is None:
+            kwargs["dtype"] = keras.config.dtype_policy().variable_dtype
+        # The inputs are cast in `call`, after `from_logits` has been judged
+        # on their own dtype (see `keras_noisewarm.outputs`).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.from_logits = validation.check_from_logits(from_logits)
 
@@ -105,7 +120,7 @@ class FittedOutputLayer(keras.layers.Layer):
         self.from_logits = outputs_lib.resolve_from_logits(
             outputs, self.from_logits, what="the held-out outputs"
         )
-        values = self.fitted_values(outputs, labels)
+        values = self.fitted_values(outputs.astype(self.compute_dtype), labels)
         if not self.built:
             self.build(outputs.shape)
         for name, value in values.items():
@@ -123,7 +138,7 @@ class FittedOutputLayer(keras.layers.Layer):
 
     def call(self, inputs):
         if self.from_logits is not None:
-            return self.transform(inputs)
+            return self.transform(self._cast(inputs))
         if not values_are_concrete(inputs):
             raise ValueError(
                 f"{type(self).__name__} does not know whether its inputs are logits "
@@ -133,9 +148,15 @@ class FittedOutputLayer(keras.layers.Layer):
         # Not fitted and not told: this call's values decide, as the rule says.
         self.from_logits = outputs_lib.resolve_from_logits(inputs, None, what="the inputs")
         try:
-            return self.transform(inputs)
+            return self.transform(self._cast(inputs))
         finally:
             self.from_logits = None
+
+    def _cast(self, inputs):
+        inputs = keras.ops.convert_to_tensor(inputs)
+        if "float" in keras.backend.standardize_dtype(inputs.dtype):
+            inputs = keras.ops.cast(inputs, self.compute_dtype)
+        return inputs
 
     def get_config(self):
         config = super().get_config()

@@ -252,7 +252,9 @@ def _check_loss_fits(task, target_shape, probe, model_name):
     seed = tf.constant([0, 0], tf.int64)
     targets = keras.ops.convert_to_numpy(task.stream_targets((len(probe),) + tuple(target_shape), seed))
     try:
-        value = keras.ops.convert_to_numpy(task.loss()(targets, probe.astype("float32")))
+        value = keras.ops.convert_to_numpy(task.loss()(
+            keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(probe.astype("float32"))
+        ))
     except Exception as error:  # noqa: BLE001 - any failure here is a mismatch
         raise ValueError(
             f"The warm-up targets of model {model_name!r} ({task!r}: shape "
@@ -417,12 +419,13 @@ def _probe(model, probe_inputs, input_shape):
                 f"dtype {dtype}; the warm-up needs floating outputs of shape "
                 "(batch, ..., units)."
             )
-        array = array.astype(np.float64)
-        if not np.all(np.isfinite(array)):
+        if not np.all(np.isfinite(array.astype(np.float64))):
             raise ValueError(
                 f"Model {model.name!r} returns NaN or Inf on noise; check its "
                 "initialisation before warming it up."
             )
+        # Kept in their own dtype: whether rows sum to one is judged within
+        # that dtype's tolerance (a bfloat16 softmax sums to 0.996).
         flat.append(array)
     return keras.tree.pack_sequence_as(outputs, flat)
 

@@ -26,6 +26,7 @@ from keras_noisewarm import shapes as shapes_lib
 from keras_noisewarm import tasks as tasks_lib
 from keras_noisewarm import validation
 from keras_noisewarm.backend import devices
+from keras_noisewarm.backend import replicas
 from keras_noisewarm.callbacks import warmup_stopping as callbacks_stopping
 from keras_noisewarm.noise import stream as stream_lib
 from keras_noisewarm.shared_layers import SharedLayersModel
@@ -342,7 +343,14 @@ class NoiseWarmup:
         stopper = self.stopping_rule()
         if stopper is not None:
             _check_stopper_sees_the_warmup(stopper, self, steps)
-            stopper = callbacks_stopping.WarmupStopping.from_config(stopper.get_config())
+        num_replicas = replicas.replicas_in_sync()
+        if source == "device" and self.batch_size % num_replicas:
+            raise ValueError(
+                f"The warm-up draws its noise on the device, and its batch of "
+                f"{self.batch_size} examples does not split evenly over the "
+                f"{num_replicas} replicas of the distribution strategy: use a "
+                f"batch_size that is a multiple of {num_replicas}."
+            )
         seed = self.seed
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
@@ -491,9 +499,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
     """Draws the noise inputs inside the train step, on the device.
 
     It is fed `noise.target_dataset`: the targets, and a placeholder input
-    that it ignores. A `SeedGenerator` makes every step draw fresh noise,
+    that only gives the batch's number of rows. A `SeedGenerator` makes every step draw fresh noise,
     also inside a compiled (`jit`) step, where Keras threads its state
-    through.
+    through. Under a `tf.distribute` strategy every replica draws the whole
+    global batch alike and trains on its own slice of it
+    (`backend.replicas`), so the replicas together see the noise one device
+    would see.
     """
 
     def __init__(self, model, spec, batch_size, seed):
@@ -505,8 +516,12 @@ class _DeviceNoiseTrainer(SharedLayersModel):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
+        # The placeholder has this replica's rows; the draw covers all replicas.
+        rows = inputs.shape[0] * replicas.replicas_in_sync()
         noise_inputs = [
-            family.step_sample((self.batch_size,) + shape, self.seed_generator, dtype)
+            replicas.replica_share(
+                family.step_sample((rows,) + shape, self.seed_generator, dtype)
+            )
             for family, shape, dtype in zip(self.families, self.leaves, self.input_dtypes)
         ]
         return self.wrapped(self.pack(noise_inputs), training=training)

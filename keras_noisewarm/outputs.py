@@ -227,6 +227,26 @@ def probabilities(outputs, from_logits):
     return ops.softmax(outputs, axis=-1) if from_logits else outputs
 
 
+def at_least_float32(tensor):
+    """`tensor` as a tensor, float16 and bfloat16 widened to float32.
+
+    Scores and fitted layers compute from low-precision outputs in float32:
+    widening is exact, and reductions over classes done in bfloat16 round
+    every score to 8 bits (most maximum softmax probabilities of a batch
+    then tie).
+
+    Example:
+
+    >>> half = keras.ops.cast(keras.ops.ones((2,)), "bfloat16")
+    >>> keras.backend.standardize_dtype(at_least_float32(half).dtype)
+    'float32'
+    """
+    tensor = ops.convert_to_tensor(tensor)
+    if keras.backend.standardize_dtype(tensor.dtype) in ("float16", "bfloat16"):
+        return ops.cast(tensor, "float32")
+    return tensor
+
+
 def logits(outputs, from_logits):
     """Logits of a tensor of outputs: probabilities become log-probabilities.
 
@@ -245,8 +265,17 @@ def logits(outputs, from_logits):
     """
     if from_logits:
         return outputs
-    floor = ops.cast(PROBABILITY_FLOOR, outputs.dtype)
+    floor = ops.cast(_probability_floor(outputs.dtype), outputs.dtype)
     return ops.log(ops.maximum(outputs, floor))
+
+
+def _probability_floor(dtype):
+    # PROBABILITY_FLOOR is 0 in float16: floor there at its smallest
+    # positive value instead, so that a zero probability stays finite.
+    name = keras.backend.standardize_dtype(dtype)
+    if name == "float16":
+        return max(PROBABILITY_FLOOR, float(np.finfo(np.float16).smallest_subnormal))
+    return PROBABILITY_FLOOR
 
 
 def log_probabilities(outputs, from_logits):

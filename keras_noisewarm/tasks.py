@@ -402,7 +402,8 @@ def infer_task(output_shape, probe, layer_activation, compiled_loss, num_classes
 
     Args:
         output_shape: Shape of one example's output (without batch).
-        probe: NumPy outputs of a forward pass on a few noise examples.
+        probe: NumPy outputs of a forward pass on a few noise examples, in
+            the model's output dtype.
         layer_activation: Name of the activation of the layer producing the
             output (`"softmax"`, `"sigmoid"`, `"linear"`, ...), or `None`.
         compiled_loss: The loss this output was compiled with, or `None`.

@@ -119,3 +119,26 @@ def check_seed(name, value):
     if value is None:
         return None
     return check_int(name, value, minimum=0)
+
+
+def check_ignore_label(value, sparse_y_true=True):
+    """`None`, or an integer label whose predictions a metric leaves out.
+
+    Any integer is accepted (255 for segmentation masks, -1 or -100 for
+    padding); it needs integer labels (`sparse_y_true=True`).
+
+    Example:
+
+    >>> check_ignore_label(255)
+    255
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"`ignore_label` must be an integer label or None, got {value!r}.")
+    if not sparse_y_true:
+        raise ValueError(
+            "`ignore_label` needs integer labels (sparse_y_true=True): a one-hot "
+            "label cannot hold it."
+        )
+    return int(value)

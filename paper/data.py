@@ -39,6 +39,22 @@ class Task:
     y_test: np.ndarray
     x_ood: np.ndarray
     ood_name: str
+    # Per-channel statistics of the training images in [0, 1], which
+    # `normalise` applies; the test images as loaded (uint8), for
+    # corrupting them (keras_noisewarm.shift); and the held-out training
+    # images asked for with `holdout`, normalised, or `None`.
+    mean: np.ndarray = None
+    std: np.ndarray = None
+    test_images: np.ndarray = None
+    x_holdout: np.ndarray = None
+    y_holdout: np.ndarray = None
+
+    def normalise(self, images):
+        """Images (uint8, or floats in [0, 1]) normalised as the task's inputs."""
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            images = _as_float_images(images)
+        return ((images - self.mean) / self.std).astype("float32")
 
     @property
     def num_classes(self):
@@ -50,7 +66,7 @@ class Task:
 
 
 def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
-              ood_size=None, data_dir=None):
+              ood_size=None, data_dir=None, image_size=None, holdout=None):
     """Loads a training subset, a test set and an out-of-distribution set.
 
     Args:
@@ -64,9 +80,15 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         train_size: Number of training images (the first ones).
         test_size: Number of test images (the first ones).
         ood_size: Number of OOD images (default: `test_size`).
+        image_size: Side to shrink the images to by averaging blocks of
+            pixels (it must divide the side), or `None` to keep them.
         data_dir: Folder holding local copies (`cifar10-subset/`, `mnist/`,
             `fashion-mnist/`, `svhn/` in the official formats); default:
             found with `local_data_dir`, else the loaders download.
+        holdout: `(start, stop)`: also load training images `start` to
+            `stop - 1` as a held-out set (`x_holdout`, `y_holdout`), to fit
+            or choose things on without touching the test images. It must
+            not overlap the first `train_size` images.
 
     Returns:
         A `Task`.
@@ -86,6 +108,16 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
             f"Asked for {train_size} training and {test_size} test images of "
             f"{dataset}; the data has {len(x_train)} and {len(x_test)}."
         )
+    x_holdout = y_holdout = None
+    if holdout is not None:
+        start, stop = holdout
+        if not train_size <= start < stop <= len(x_train):
+            raise ValueError(
+                f"The held-out training images {start}..{stop - 1} must follow the "
+                f"{train_size} training images and lie within the {len(x_train)} "
+                f"training images of {dataset}."
+            )
+        x_holdout, y_holdout = _as_float_images(x_train[start:stop]), y_train[start:stop]
     x_train = _as_float_images(x_train[:train_size])
     y_train, x_test, y_test = y_train[:train_size], x_test[:test_size], y_test[:test_size]
     mean = x_train.mean(axis=(0, 1, 2))
@@ -102,7 +134,7 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         if ood_size > len(x_ood):
             raise ValueError(f"Asked for {ood_size} {ood} images; the data has {len(x_ood)}.")
         x_ood = normalise(_to_shape(_as_float_images(x_ood[:ood_size]), x_train.shape[1:]))
-    return Task(
+    task = Task(
         name=dataset,
         x_train=normalise(x_train),
         y_train=y_train,
@@ -110,7 +142,26 @@ def load_task(dataset="cifar10", ood="mnist", train_size=4000, test_size=10000,
         y_test=y_test,
         x_ood=x_ood,
         ood_name=ood,
+        mean=mean,
+        std=std,
+        test_images=x_test if x_test.ndim == 4 else x_test[..., None],
+        x_holdout=None if x_holdout is None else normalise(x_holdout),
+        y_holdout=y_holdout,
     )
+    if image_size is not None and image_size != task.x_train.shape[1]:
+        for name in ("x_train", "x_test", "x_ood", "x_holdout"):
+            if getattr(task, name) is not None:
+                setattr(task, name, shrunk(getattr(task, name), image_size))
+    return task
+
+
+def shrunk(images, side):
+    """`(N, H, W, C)` images averaged down to `(N, side, side, C)`."""
+    height, width = images.shape[1:3]
+    if height % side or width % side:
+        raise ValueError(f"Cannot shrink {height}x{width} images to {side}x{side}: it must divide.")
+    blocks = images.reshape(len(images), side, height // side, side, width // side, images.shape[-1])
+    return blocks.mean(axis=(2, 4)).astype("float32")
 
 
 def _load(name, data_dir):

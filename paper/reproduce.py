@@ -21,12 +21,17 @@ TARGETS = {
     "fig5": "fig5",
     "backends": "backends",
     "budget": "warmup_budget",
+    "feedback_alignment": "feedback_alignment",
+    "tasks": "tasks",
+    "alternatives": "alternatives",
     "resnet18": "resnet18",
     "resnet18_cpu": "resnet18_cpu",
     "finetune": "finetune",
 }
 # What `reproduce all` runs; `backends` trains the main comparison again
-# under every backend, so it is asked for by name.
+# under every backend, `feedback_alignment` is the companion paper's
+# experiment and `alternatives` trains seven methods twice over, so they are
+# asked for by name.
 ALL = ("fig1", "fig2", "fig3", "fig4", "fig5")
 RESULTS_FILENAME = "RESULTS.md"
 
@@ -56,7 +61,33 @@ def reproduce(names, context):
         (sections / f"{name}.md").write_text(section)
         if context.verbose:
             print(section)
+    export_run_summaries(context)
     return write_results(context)
+
+
+def export_run_summaries(context):
+    """Copies every finished run's JSON summary from the cache to `<output>/data/runs/`.
+
+    The tables of RESULTS.md are computed from these numbers; the arrays of
+    outputs (`.npz`, for the figures) stay in the cache. Quick runs are not
+    exported.
+
+    Returns:
+        The number of files written.
+    """
+    if context.quick:
+        return 0
+    cache = pathlib.Path(context.cache)
+    target = pathlib.Path(context.output) / "data" / "runs"
+    count = 0
+    for path in sorted(cache.rglob("*.json")):
+        destination = target / path.relative_to(cache)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        text = path.read_text()
+        if not destination.is_file() or destination.read_text() != text:
+            destination.write_text(text)
+        count += 1
+    return count
 
 
 def write_results(context):

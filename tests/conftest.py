@@ -17,9 +17,8 @@ if keras.backend.backend() == "torch":
     import torch
 
     # torch's OpenMP workers spin-wait against TensorFlow's tf.data threads in
-    # the same process; on a 2-core machine that made a small MLP's warm-up
-    # step 30x slower (275 ms vs 9 ms, measured). One intra-op thread is
-    # plenty for the tests' small models.
+    # the same process, which slows small steps on a 2-core machine many times
+    # over. One intra-op thread is plenty for the tests' small models.
     torch.set_num_threads(1)
 
 
@@ -32,13 +31,20 @@ def pytest_addoption(parser):
     )
 
 
+# The backend whose pytest process runs the tests marked `one_backend`.
+ONE_BACKEND = "jax"
+
+
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow"):
-        return
     skip_slow = pytest.mark.skip(reason="slow: pass --run-slow to run")
+    skip_other = pytest.mark.skip(
+        reason=f"one_backend: an end-to-end run, tested once, in the {ONE_BACKEND} process"
+    )
     for item in items:
-        if "slow" in item.keywords:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
+        if "one_backend" in item.keywords and keras.backend.backend() != ONE_BACKEND:
+            item.add_marker(skip_other)
 
 
 def pytest_report_header(config):

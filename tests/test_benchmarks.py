@@ -20,6 +20,7 @@ def test_there_are_benchmarks():
     assert BENCHMARKS, "benchmarks/ holds no script"
 
 
+@pytest.mark.one_backend
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[path.stem for path in BENCHMARKS])
 def test_benchmark_runs_in_quick_mode_and_prints_a_ratio(script):
     environment = dict(os.environ, KERAS_BACKEND=keras.backend.backend())

@@ -241,3 +241,24 @@ def test_settings_file_is_json_and_names_the_backend(data, tmp_path):
     assert settings["backend"] == keras.backend.backend()
     assert settings["noise_stream"] == keras_noisewarm.noise.STREAM_VERSION
     assert not math.isnan(json.loads((tmp_path / "seed0_baseline.json").read_text())["ece"])
+
+
+def test_kept_models_reload_from_the_directory_and_predict_their_outputs(data, tmp_path):
+    train, held_out, _ = data
+    comparison = run(data, directory=tmp_path, seeds=[0], keep_models=True)
+    assert (tmp_path / "seed0_warmup.weights.h5").is_file()
+    for arm in compare.ARMS:
+        model = comparison.load_model(0, arm)
+        np.testing.assert_allclose(model.predict(held_out[0], verbose=0),
+                                   comparison.arrays(0, arm)["validation_outputs"], atol=1e-5)
+    # A stored run without weights is trained again when models are to be kept.
+    (tmp_path / "seed0_baseline.weights.h5").unlink()
+    again = run(data, directory=tmp_path, seeds=[0], keep_models=True)
+    assert (tmp_path / "seed0_baseline.weights.h5").is_file()
+    assert again.runs["baseline"][0]["ece"] == pytest.approx(comparison.runs["baseline"][0]["ece"],
+                                                             abs=1e-5)
+    # Without a directory the models stay in memory; without keep_models, none.
+    in_memory = run(data, seeds=[0], arms=("baseline",), keep_models=True)
+    assert in_memory.load_model(0, "baseline") is in_memory.models[0, "baseline"]
+    with pytest.raises(ValueError, match="keep_models=True"):
+        compare.WarmupComparison(seeds=(0,), arms=("baseline",), runs={}).load_model(0, "baseline")

@@ -150,3 +150,48 @@ def test_drawing_without_matplotlib_says_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"keras-noisewarm\[plot\]"):
         plot.reliability_diagram([0, 1], [[0.9, 0.1], [0.2, 0.8]])
+
+
+def regression_predictions(variance_factor, num_examples=400, seed=0):
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=num_examples)
+    sigma = np.exp(0.5 * rng.normal(size=num_examples))
+    targets = mean + sigma * rng.normal(size=num_examples)
+    return targets, np.stack([mean, variance_factor * sigma**2], -1).astype("float32")
+
+
+def test_quantile_reliability_diagram_draws_the_metrics_curve_and_value():
+    from keras_noisewarm.metrics import QuantileCalibrationError
+
+    targets, y_pred = regression_predictions(0.25)
+    metric = QuantileCalibrationError(num_levels=19)
+    metric.update_state(targets, y_pred)
+    ax = plot.quantile_reliability_diagram(metric=metric).axes[0]
+    observed = next(line for line in ax.lines if line.get_label() == "Observed")
+    curve = metric.calibration_curve()
+    np.testing.assert_allclose(observed.get_xdata(), curve["expected"])
+    np.testing.assert_allclose(observed.get_ydata(), curve["observed"])
+    # Variances 4x too small: too few targets below the low quantiles.
+    assert curve["observed"][0] > curve["expected"][0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert f"QCE = {float(metric.result()):.4f} (400 targets)" in legend
+    from_arrays = plot.quantile_reliability_diagram(targets, y_pred, num_levels=19).axes[0]
+    assert [text.get_text() for text in from_arrays.get_legend().get_texts()] == legend
+
+
+def test_variance_reliability_diagram_draws_rmse_against_rmv_per_bin():
+    from keras_noisewarm.metrics import ExpectedNormalizedCalibrationError
+
+    targets, y_pred = regression_predictions(4.0)
+    metric = ExpectedNormalizedCalibrationError(num_bins=5)
+    metric.update_state(targets, y_pred)
+    ax = plot.variance_reliability_diagram(metric=metric).axes[0]
+    bins = next(line for line in ax.lines if line.get_label() == "Bins (equal mass)")
+    stats = metric.bin_statistics()
+    np.testing.assert_allclose(bins.get_xdata(), stats["rmv"])
+    np.testing.assert_allclose(bins.get_ydata(), stats["rmse"])
+    assert np.all(stats["rmse"] < stats["rmv"])  # underconfident: below the diagonal
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert f"ENCE = {float(metric.result()):.4f}" in legend
+    with pytest.raises(TypeError, match="ExpectedNormalizedCalibrationError"):
+        plot.variance_reliability_diagram(metric=ExpectedCalibrationError())

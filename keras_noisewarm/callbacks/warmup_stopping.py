@@ -40,6 +40,7 @@ class WarmupStopping(keras.callbacks.Callback):
 
     Example:
 
+    >>> import keras_noisewarm
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
     >>> stopper = WarmupStopping()
     >>> history = keras_noisewarm.warmup(

@@ -12,6 +12,10 @@ that do not sum to one) are an error where Python can read the values
 (eager execution). Inside a compiled step (`jit`, a `tf.function`), where
 nothing can raise, they are left out and counted by kind (`PROBLEMS`), so
 that the metric can report them when its result is read.
+
+Rows whose label is the metric's `ignore_label` (the 255 of a segmentation
+mask, the padding of a sequence) are neither measured nor checked: they
+weigh 0 whatever their prediction holds.
 """
 
 import collections
@@ -34,6 +38,28 @@ PROBLEMS = (
     "probability_like_logits",
 )
 NUM_REJECTING_PROBLEMS = 3
+# What each kind of problem is, for the warning; the regression metrics
+# count kinds of their own (`keras_noisewarm.metrics.regression`).
+PROBLEM_DESCRIPTIONS = {
+    "invalid_labels": "{n:.0f} row(s) with a label out of range or not an integer",
+    "non_finite_predictions": "{n:.0f} row(s) with NaN or Inf in y_pred",
+    "not_probabilities": (
+        "{n:.0f} row(s) that are not probabilities (outside [0, 1], or not "
+        "summing to one: pass from_logits=True if y_pred holds logits)"
+    ),
+    "probability_like_logits": (
+        "{n:.0f} row(s) read as logits (from_logits=True) that look like "
+        "probabilities"
+    ),
+    "non_finite_targets": "{n:.0f} target(s) that are NaN or Inf",
+    "non_finite_spreads": "{n:.0f} prediction(s) with NaN or Inf in the mean or spread",
+    "non_positive_spreads": (
+        "{n:.0f} prediction(s) whose variance or standard deviation is not "
+        "positive (pass spread='log_variance' if the model outputs a log-variance)"
+    ),
+}
+# Kinds that only ask for a warning and leave the result alone.
+WARNING_ONLY_PROBLEMS = ("probability_like_logits",)
 # The metrics whose problems have been reported: each warns once.
 _REPORTED_METRICS = weakref.WeakSet()
 
@@ -44,7 +70,7 @@ Batch = collections.namedtuple(
 Batch.__doc__ = """One batch as rows; see `prepare_batch`."""
 
 
-def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
+def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ignore_label=None):
     """Flattens one batch into rows of class probabilities.
 
     Args:
@@ -56,6 +82,9 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
             (or `batch_shape + (1,)`).
         from_logits: `True`, `False` or `None` (detect, per batch).
         sparse_y_true: Whether `y_true` holds integer labels.
+        ignore_label: An integer label whose rows are left out (weight 0,
+            never invalid, their predictions unread), or `None`. Needs
+            `sparse_y_true`.
 
     Returns:
         A `Batch` of flat tensors: `outputs`, float32 `y_pred` as given, of
@@ -63,12 +92,13 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
         (two classes for a sigmoid output); `is_logits`, how `y_pred` was
         read (a Python bool, or a scalar boolean tensor when detected inside
         a compiled step); int32 `labels` of shape `(rows,)` (0 where
-        invalid); float32 `weights` of shape `(rows,)` (0 where invalid);
-        `valid`, a boolean `(rows,)` mask of the rows that can be measured,
-        and `problems`, float32 counts of shape `(len(PROBLEMS),)`, both
-        `None` when values are concrete (every row has been checked then).
-        Invalid rows keep their raw outputs and probabilities (possibly
-        NaN): mask them with `where_valid` before summing.
+        invalid or ignored); float32 `weights` of shape `(rows,)` (0 where
+        invalid or ignored); `valid`, a boolean `(rows,)` mask of the rows
+        that are measured, `None` when values are concrete and no row is
+        ignored (every row has been checked then), and `problems`, float32
+        counts of shape `(len(PROBLEMS),)`, `None` when values are concrete.
+        Invalid and ignored rows keep their raw outputs and probabilities
+        (possibly NaN): mask them with `where_valid` before summing.
 
     Raises:
         ValueError: If the shapes do not fit together, if the batch is
@@ -95,16 +125,22 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
         labels = flatten(y_true)
     else:
         labels = ops.argmax(flatten(y_true, num_columns), axis=-1)
-    weights = _flat_weights(sample_weight, y_pred)
+    weights = flat_weights(sample_weight, y_pred)
 
     num_classes = max(num_columns, 2)
-    label_is_valid = ops.logical_and(
+    label_in_range = ops.logical_and(
         ops.greater_equal(labels, 0), ops.less(labels, num_classes)
     )
     if "int" not in keras.backend.standardize_dtype(labels.dtype):
-        label_is_valid = ops.logical_and(
-            label_is_valid, ops.equal(labels, ops.floor(labels))
+        label_in_range = ops.logical_and(
+            label_in_range, ops.equal(labels, ops.floor(labels))
         )
+    ignored = None
+    label_is_valid = label_in_range
+    if ignore_label is not None:
+        ignored = ops.equal(labels, ignore_label)
+        # An ignored row is not judged: its prediction may hold anything.
+        label_is_valid = ops.logical_and(label_in_range, ops.logical_not(ignored))
     finite = ops.all(ops.isfinite(outputs), axis=-1)
     # One pass over the row: a NaN anywhere fails the comparisons too.
     probability_rows = outputs_lib.rows_look_like_probabilities(outputs, tolerance)
@@ -142,7 +178,8 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
     ) and all_probabilities
 
     if values_are_concrete(valid):
-        if not bool(ops.convert_to_numpy(ops.all(valid))):
+        measured = valid if ignored is None else ops.logical_or(valid, ignored)
+        if not bool(ops.convert_to_numpy(ops.all(measured))):
             raise_for_invalid_rows(
                 ops.convert_to_numpy(labels),
                 ops.convert_to_numpy(outputs),
@@ -150,21 +187,28 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true):
                 num_classes=num_classes,
                 tolerance=tolerance,
                 detected=from_logits is None,
+                ignored=None if ignored is None else ops.convert_to_numpy(ignored),
             )
         if probability_like is not False and bool(ops.convert_to_numpy(probability_like)):
             warn_probability_like_logits()
+        if not isinstance(is_logits, bool):
+            is_logits = bool(ops.convert_to_numpy(is_logits))
+        if ignored is not None and bool(ops.convert_to_numpy(ops.any(ignored))):
+            kept = ops.logical_not(ignored)
+            labels = ops.cast(ops.where(kept, labels, 0), "int32")
+            return Batch(outputs, probabilities, is_logits, labels,
+                         ops.where(kept, weights, 0.0), kept, None)
         # Every row is valid: no masking needed. (Eager ops cost tens of
         # microseconds each in a torch training step.)
         if keras.backend.standardize_dtype(labels.dtype) != "int32":
             labels = ops.cast(labels, "int32")
-        if not isinstance(is_logits, bool):
-            is_logits = bool(ops.convert_to_numpy(is_logits))
         return Batch(outputs, probabilities, is_logits, labels, weights, None, None)
 
     not_valid = ops.logical_not(valid)
     problems = ops.stack(
         [
-            _count(ops.logical_not(label_is_valid)),
+            _count(ops.logical_not(label_in_range if ignored is None
+                                   else ops.logical_or(label_in_range, ignored))),
             _count(ops.logical_and(label_is_valid, ops.logical_not(finite))),
             _count(ops.logical_and(judged, not_valid)),
             ops.cast(probability_like, "float32") * ops.cast(ops.shape(outputs)[0], "float32")
@@ -240,17 +284,19 @@ def warn_probability_like_logits():
     )
 
 
-def add_problem_counts(metric):
-    """Adds the state variable that counts a metric's `PROBLEMS`.
+def add_problem_counts(metric, kinds=PROBLEMS):
+    """Adds the state variable that counts a metric's input problems.
 
     Args:
         metric: A `keras.metrics.Metric`, in its `__init__`.
+        kinds: The names of the kinds it counts (`PROBLEMS` for the
+            classification metrics).
 
     Returns:
-        The float32 variable of shape `(len(PROBLEMS),)`.
+        The float32 variable of shape `(len(kinds),)`.
     """
     return metric.add_variable(
-        shape=(len(PROBLEMS),), initializer="zeros", dtype="float32", name="input_problems"
+        shape=(len(kinds),), initializer="zeros", dtype="float32", name="input_problems"
     )
 
 
@@ -276,7 +322,7 @@ def record_problems(metric, problems, recompute):
         recompute()
 
 
-def result_or_nan(metric, value):
+def result_or_nan(metric, value, kinds=PROBLEMS):
     """`value`, or NaN when compiled steps left rows out; reported once.
 
     Read eagerly (as Keras does at the end of every epoch and evaluation),
@@ -284,11 +330,18 @@ def result_or_nan(metric, value):
     many of which kind; its result is NaN, so that a number computed on
     part of the data is never taken for the whole. Probability-like logits
     are reported the same way but leave the result alone.
+
+    Args:
+        metric: The metric, with its `input_problems` variable.
+        value: Its result computed from the state.
+        kinds: The kinds of problems it counts, those that reject rows
+            first (as `PROBLEMS`).
     """
     counts = metric.input_problems.value
-    rejected = ops.sum(counts[:NUM_REJECTING_PROBLEMS])
+    num_rejecting = sum(kind not in WARNING_ONLY_PROBLEMS for kind in kinds)
+    rejected = ops.sum(counts[:num_rejecting])
     if values_are_concrete(rejected) and metric not in _REPORTED_METRICS:
-        description = describe_problems(ops.convert_to_numpy(counts))
+        description = describe_problems(ops.convert_to_numpy(counts), kinds)
         if description:
             verdict = "its result is NaN" if float(rejected) else "its result is kept"
             warnings.warn(
@@ -303,32 +356,26 @@ def result_or_nan(metric, value):
     return ops.where(ops.greater(rejected, 0), float("nan"), value)
 
 
-def describe_problems(counts):
+def describe_problems(counts, kinds=PROBLEMS):
     """A sentence on the input problems counted inside compiled steps.
 
     Args:
-        counts: NumPy array of the counts of `PROBLEMS`.
+        counts: NumPy array of the counts of each of `kinds`.
+        kinds: Names of the kinds, keys of `PROBLEM_DESCRIPTIONS`.
 
     Returns:
         The sentence, or `None` when there are none.
     """
-    texts = {
-        "invalid_labels": "{n:.0f} row(s) with a label out of range or not an integer",
-        "non_finite_predictions": "{n:.0f} row(s) with NaN or Inf in y_pred",
-        "not_probabilities": (
-            "{n:.0f} row(s) that are not probabilities (outside [0, 1], or not "
-            "summing to one: pass from_logits=True if y_pred holds logits)"
-        ),
-        "probability_like_logits": (
-            "{n:.0f} row(s) read as logits (from_logits=True) that look like "
-            "probabilities"
-        ),
-    }
-    parts = [texts[name].format(n=count) for name, count in zip(PROBLEMS, counts) if count]
+    parts = [
+        PROBLEM_DESCRIPTIONS[name].format(n=count)
+        for name, count in zip(kinds, counts)
+        if count
+    ]
     return "; ".join(parts) if parts else None
 
 
-def raise_for_invalid_rows(labels, outputs, is_logits, num_classes, tolerance, detected=False):
+def raise_for_invalid_rows(labels, outputs, is_logits, num_classes, tolerance, detected=False,
+                           ignored=None):
     """Raises a `ValueError` naming the first problem found in a batch.
 
     Args:
@@ -339,8 +386,11 @@ def raise_for_invalid_rows(labels, outputs, is_logits, num_classes, tolerance, d
         num_classes: Number of classes (2 for a sigmoid output).
         tolerance: The tolerance of a probability row's sum.
         detected: Whether `is_logits` was detected (`from_logits=None`).
+        ignored: Boolean `(rows,)` NumPy mask of rows to pass over (their
+            label is the ignore label), or `None`.
     """
-    non_finite_rows = np.flatnonzero(~np.all(np.isfinite(outputs), axis=-1))
+    checked = np.ones(len(labels), bool) if ignored is None else ~np.asarray(ignored, bool)
+    non_finite_rows = np.flatnonzero(~np.all(np.isfinite(outputs), axis=-1) & checked)
     if non_finite_rows.size:
         row = non_finite_rows[0]
         raise ValueError(
@@ -348,32 +398,33 @@ def raise_for_invalid_rows(labels, outputs, is_logits, num_classes, tolerance, d
             f"the first is row {row}: {outputs[row].tolist()[:10]}."
         )
     bad_labels = (labels != np.floor(labels)) | (labels < 0) | (labels >= num_classes)
-    if np.any(bad_labels):
-        row = np.flatnonzero(bad_labels)[0]
+    if np.any(bad_labels & checked):
+        row = np.flatnonzero(bad_labels & checked)[0]
         raise ValueError(
             f"y_true holds label {labels[row]:g} at row {row}; labels must be "
             f"integers in [0, {num_classes}). For one-hot labels pass "
             "sparse_y_true=False."
+            + ("" if ignored is None else " (Rows of the ignore_label are left out.)")
         )
+    row_sums = outputs.sum(axis=-1)
     if is_logits and detected:
         raise ValueError(
             "Cannot tell whether y_pred holds logits or probabilities: every "
             "value lies in [0, 1] but some rows do not sum to one (row "
-            f"{np.flatnonzero(np.abs(outputs.sum(-1) - 1) > tolerance)[0]}), as "
+            f"{np.flatnonzero((np.abs(row_sums - 1) > tolerance) & checked)[0]}), as "
             "independent sigmoids (a multi-label model) give. Pass "
             "from_logits=True if they are logits."
         )
     if outputs.shape[-1] == 1:
-        bad_rows = np.flatnonzero((outputs[:, 0] < 0) | (outputs[:, 0] > 1))
+        bad_rows = np.flatnonzero(((outputs[:, 0] < 0) | (outputs[:, 0] > 1)) & checked)
         row = bad_rows[0]
         raise ValueError(
             f"y_pred holds {outputs[row, 0]:g} at row {row}, outside [0, 1]; "
             "a single-column prediction must be a sigmoid probability. If "
             "the model outputs logits, pass from_logits=True."
         )
-    row_sums = outputs.sum(axis=-1)
     outside = (outputs < 0).any(axis=-1) | (outputs > 1).any(axis=-1)
-    bad = np.flatnonzero((np.abs(row_sums - 1.0) > tolerance) | outside)
+    bad = np.flatnonzero(((np.abs(row_sums - 1.0) > tolerance) | outside) & checked)
     row = bad[0]
     raise ValueError(
         f"The probabilities in row {row} of y_pred sum to {row_sums[row]:g}, "
@@ -433,8 +484,15 @@ def _check_label_shape(label_shape, prediction_shape, sparse_y_true, num_columns
     )
 
 
-def _flat_weights(sample_weight, y_pred):
-    """Weights of shape `(rows,)`: one per prediction, 1 when not given."""
+def flat_weights(sample_weight, y_pred):
+    """Weights of shape `(rows,)`: one per prediction, 1 when not given.
+
+    Args:
+        sample_weight: `None`, a scalar, or weights of a shape that aligns
+            with `y_pred.shape[:-1]` from the left (a per-example weight
+            applies to every position of a map), with an optional trailing 1.
+        y_pred: Tensor of shape `batch_shape + (columns,)`.
+    """
     if sample_weight is None:
         return flatten(ops.ones_like(y_pred[..., 0]))
     batch_zeros = ops.zeros_like(y_pred[..., 0])

@@ -75,6 +75,34 @@ def _binned_error(counts, confidence_sums, correct_sums, norm, bin_centers=None)
     return ops.max(gaps, axis=-1)
 
 
+def equal_mass_groups(counts, num_groups):
+    """Groups consecutive fine histogram bins into bins of nearly equal weight.
+
+    A fine bin goes to the group its middle falls in by cumulative weight,
+    `floor(num_groups * (weight below + half its own weight) / total)`, so
+    the groups' edges are the equal-mass quantiles rounded to the fine grid
+    and a fine bin is never split. With one prediction per fine bin this is
+    the exact equal-count split of the sorted predictions.
+
+    Args:
+        counts: Tensor of the fine bins' weighted counts, shape `(bins,)`.
+        num_groups: Number of groups.
+
+    Returns:
+        int32 tensor of shape `(bins,)`: each fine bin's group.
+
+    Example:
+
+    >>> groups = equal_mass_groups(keras.ops.convert_to_tensor([1.0, 1.0, 0.0, 2.0]), 2)
+    >>> keras.ops.convert_to_numpy(groups).tolist()
+    [0, 0, 1, 1]
+    """
+    total = ops.sum(counts)
+    middles = ops.cumsum(counts) - counts / 2
+    groups = ops.floor(ops.divide_no_nan(middles * num_groups, total))
+    return ops.cast(ops.minimum(groups, num_groups - 1), "int32")
+
+
 class _BinnedCalibrationError(keras.metrics.Metric):
     """Accumulates a histogram of confidence and correctness.
 
@@ -92,6 +120,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             `keras_noisewarm.outputs`.
         sparse_y_true: Whether `y_true` holds integer labels (`True`) or
             one-hot vectors (`False`).
+        ignore_label: A label whose predictions are left out, or `None`.
         name: Name of the metric instance.
         dtype: Dtype of the state and result; predictions are always
             compared in float32.
@@ -103,6 +132,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
         histogram_shape,
         from_logits=None,
         sparse_y_true=True,
+        ignore_label=None,
         name=None,
         dtype=None,
     ):
@@ -113,6 +143,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
         self.num_bins = num_bins
         self.from_logits = validation.check_from_logits(from_logits)
         self.sparse_y_true = validation.check_bool("sparse_y_true", sparse_y_true)
+        self.ignore_label = validation.check_ignore_label(ignore_label, self.sparse_y_true)
         self.bin_counts = self.add_variable(
             shape=histogram_shape,
             initializer="zeros",
@@ -145,7 +176,8 @@ class _BinnedCalibrationError(keras.metrics.Metric):
                 `batch_shape + (num_classes,)`; `(batch, 1)` for a sigmoid.
             sample_weight: Optional weights, a scalar or of shape
                 `batch_shape`. Weights act as frequency weights: a weight of
-                2 counts a prediction twice.
+                2 counts a prediction twice. Predictions whose label is
+                `ignore_label` weigh 0 whatever their weight.
 
         Raises:
             ValueError: On shapes that do not fit together, and, where the
@@ -186,6 +218,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             sample_weight,
             from_logits=self.from_logits,
             sparse_y_true=self.sparse_y_true,
+            ignore_label=self.ignore_label,
         )
         bins, confidences, correct, weights = self._histogram_entries(batch)
         num_cells = int(np.prod(self.bin_counts.shape))
@@ -222,6 +255,7 @@ class _BinnedCalibrationError(keras.metrics.Metric):
             "num_bins": self.num_bins,
             "from_logits": self.from_logits,
             "sparse_y_true": self.sparse_y_true,
+            "ignore_label": self.ignore_label,
         }
 
 
@@ -424,6 +458,11 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
             A binary model is one with a single sigmoid output (`y_pred` of
             shape `(batch, 1)`, labels 0/1; the predicted class is 1 when
             `p > 0.5`) or two softmax outputs.
+        ignore_label: A label whose predictions are left out: weight 0,
+            never checked, never counted as invalid, whatever `y_pred` holds
+            there. For segmentation masks (255 marks unlabelled pixels, say)
+            and padded sequences (the padding id). Needs integer labels.
+            `None` (default) leaves nothing out.
         name: Name of the metric instance. Defaults to `"ece"`, so that
             `EarlyStopping(monitor="val_ece")` finds it.
         dtype: Dtype of the state and result. Defaults to float32.
@@ -440,6 +479,19 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
     ... )
     >>> round(float(metric.result()), 4)
     0.15
+
+    A segmentation map of 2 x 2 pixels whose unlabelled pixel (255) is left
+    out, NaN prediction and all:
+
+    >>> metric = ExpectedCalibrationError(num_bins=5, ignore_label=255)
+    >>> metric.update_state(
+    ...     [[[0, 1], [1, 255]]],
+    ...     [[[[0.9, 0.1], [0.6, 0.4]], [[0.3, 0.7], [float("nan"), 0.5]]]],
+    ... )
+    >>> # Bin [0.6, 0.8): 0.6 (wrong), 0.7 (right), gap 0.15; [0.8, 1]: 0.9
+    >>> # (right), gap 0.1. ECE = 2/3 * 0.15 + 1/3 * 0.1.
+    >>> round(float(metric.result()), 4)
+    0.1333
 
     Usage with `compile()`:
 
@@ -460,6 +512,7 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
         from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
+        ignore_label=None,
         name="ece",
         dtype=None,
     ):
@@ -471,6 +524,7 @@ class ExpectedCalibrationError(_TopLabelCalibrationError):
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
             binary_confidence=binary_confidence,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )
@@ -500,6 +554,8 @@ class MaximumCalibrationError(ExpectedCalibrationError):
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
             for binary models.
+        ignore_label: A label whose predictions are left out (see
+            `ExpectedCalibrationError`), or `None` (default).
         name: Name of the metric instance (default `"mce"`).
         dtype: Dtype of the state and result.
 
@@ -523,6 +579,7 @@ class MaximumCalibrationError(ExpectedCalibrationError):
         from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
+        ignore_label=None,
         name="mce",
         dtype=None,
     ):
@@ -533,6 +590,7 @@ class MaximumCalibrationError(ExpectedCalibrationError):
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
             binary_confidence=binary_confidence,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )
@@ -574,6 +632,8 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
             for binary models.
+        ignore_label: A label whose predictions are left out (see
+            `ExpectedCalibrationError`), or `None` (default).
         name: Name of the metric instance (default `"adaptive_ece"`).
         dtype: Dtype of the state and result.
 
@@ -598,6 +658,7 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
         from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
+        ignore_label=None,
         name="adaptive_ece",
         dtype=None,
     ):
@@ -609,6 +670,7 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
             binary_confidence=binary_confidence,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )
@@ -618,11 +680,7 @@ class AdaptiveCalibrationError(_TopLabelCalibrationError):
         return _bin_index(confidences, _uniform_edges(self.num_histogram_bins))
 
     def _groups(self, counts):
-        """Adaptive bin of each fine bin, by cumulative weight."""
-        total = ops.sum(counts)
-        middles = ops.cumsum(counts) - counts / 2
-        groups = ops.floor(ops.divide_no_nan(middles * self.num_bins, total))
-        return ops.cast(ops.minimum(groups, self.num_bins - 1), "int32")
+        return equal_mass_groups(counts, self.num_bins)
 
     def _reporting_bins(self, counts, confidence_sums, correct_sums):
         groups = self._groups(counts)
@@ -681,6 +739,8 @@ class DebiasedL2CalibrationError(_TopLabelCalibrationError):
             one-hot vectors.
         binary_confidence: `"top_label"` (default) or `"positive_class"`
             for binary models.
+        ignore_label: A label whose predictions are left out (see
+            `ExpectedCalibrationError`), or `None` (default).
         name: Name of the metric instance (default `"debiased_l2_ce"`).
         dtype: Dtype of the state and result.
 
@@ -700,6 +760,7 @@ class DebiasedL2CalibrationError(_TopLabelCalibrationError):
         from_logits=None,
         sparse_y_true=True,
         binary_confidence="top_label",
+        ignore_label=None,
         name="debiased_l2_ce",
         dtype=None,
     ):
@@ -710,6 +771,7 @@ class DebiasedL2CalibrationError(_TopLabelCalibrationError):
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
             binary_confidence=binary_confidence,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )
@@ -751,6 +813,8 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
             it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
+        ignore_label: A label whose predictions are left out (see
+            `ExpectedCalibrationError`), or `None` (default).
         name: Name of the metric instance (default `"classwise_ece"`).
         dtype: Dtype of the state and result.
 
@@ -770,6 +834,7 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
         num_bins=DEFAULT_NUM_BINS,
         from_logits=None,
         sparse_y_true=True,
+        ignore_label=None,
         name="classwise_ece",
         dtype=None,
     ):
@@ -779,6 +844,7 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
             histogram_shape=(num_classes, num_bins),
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )

@@ -3,7 +3,8 @@
 Both are weighted means over predictions, kept as two running sums, and
 read their inputs exactly like the calibration metrics (see
 `ExpectedCalibrationError`): class axis last, integer or one-hot labels,
-probabilities or logits, a single column read as a sigmoid output.
+probabilities or logits, a single column read as a sigmoid output, and an
+optional `ignore_label` whose predictions are left out.
 """
 
 import keras
@@ -21,16 +22,19 @@ class _MeanScore(keras.metrics.Metric):
             batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (`True`) or
             one-hot vectors (`False`).
+        ignore_label: A label whose predictions are left out, or `None`.
         name: Name of the metric instance.
         dtype: Dtype of the state and result.
     """
 
-    def __init__(self, from_logits=None, sparse_y_true=True, name=None, dtype=None):
+    def __init__(self, from_logits=None, sparse_y_true=True, ignore_label=None, name=None,
+                 dtype=None):
         super().__init__(name=name, dtype=dtype)
         # Lower is better, for EarlyStopping(mode="auto").
         self._direction = "down"
         self.from_logits = validation.check_from_logits(from_logits)
         self.sparse_y_true = validation.check_bool("sparse_y_true", sparse_y_true)
+        self.ignore_label = validation.check_ignore_label(ignore_label, self.sparse_y_true)
         self.total = self.add_variable(
             shape=(), initializer="zeros", dtype=self.dtype, name="total"
         )
@@ -53,6 +57,7 @@ class _MeanScore(keras.metrics.Metric):
             sample_weight,
             from_logits=self.from_logits,
             sparse_y_true=self.sparse_y_true,
+            ignore_label=self.ignore_label,
         )
         scores = self._scores(batch)
         # Masked with `where`, not by the zero weight: 0 * NaN is NaN.
@@ -73,6 +78,7 @@ class _MeanScore(keras.metrics.Metric):
             "dtype": self.dtype,
             "from_logits": self.from_logits,
             "sparse_y_true": self.sparse_y_true,
+            "ignore_label": self.ignore_label,
         }
 
 
@@ -92,6 +98,9 @@ class NegativeLogLikelihood(_MeanScore):
             it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
+        ignore_label: A label whose predictions are left out (weight 0,
+            never checked), such as the 255 of a segmentation mask or the
+            padding id of a sequence; `None` (default) leaves nothing out.
         name: Name of the metric instance (default `"nll"`).
         dtype: Dtype of the state and result.
 
@@ -102,12 +111,21 @@ class NegativeLogLikelihood(_MeanScore):
     >>> metric.update_state([0, 1], [[0.5, 0.5], [0.75, 0.25]])
     >>> round(float(metric.result()), 4)
     1.0397
+
+    Next-token predictions of padded sequences, the padding label 0 left out:
+
+    >>> metric = NegativeLogLikelihood(ignore_label=0)
+    >>> metric.update_state([[2, 0]], [[[0.25, 0.25, 0.5], [0.9, 0.05, 0.05]]])
+    >>> round(float(metric.result()), 4)  # -log 0.5
+    0.6931
     """
 
-    def __init__(self, from_logits=None, sparse_y_true=True, name="nll", dtype=None):
+    def __init__(self, from_logits=None, sparse_y_true=True, ignore_label=None, name="nll",
+                 dtype=None):
         super().__init__(
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )
@@ -132,6 +150,9 @@ class BrierScore(_MeanScore):
             it per batch (see `keras_noisewarm.outputs`).
         sparse_y_true: Whether `y_true` holds integer labels (default) or
             one-hot vectors.
+        ignore_label: A label whose predictions are left out (weight 0,
+            never checked), such as the 255 of a segmentation mask or the
+            padding id of a sequence; `None` (default) leaves nothing out.
         name: Name of the metric instance (default `"brier_score"`).
         dtype: Dtype of the state and result.
 
@@ -145,11 +166,13 @@ class BrierScore(_MeanScore):
     """
 
     def __init__(
-        self, from_logits=None, sparse_y_true=True, name="brier_score", dtype=None
+        self, from_logits=None, sparse_y_true=True, ignore_label=None, name="brier_score",
+        dtype=None,
     ):
         super().__init__(
             from_logits=from_logits,
             sparse_y_true=sparse_y_true,
+            ignore_label=ignore_label,
             name=name,
             dtype=dtype,
         )

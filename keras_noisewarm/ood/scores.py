@@ -1,7 +1,8 @@
 """Out-of-distribution scores: functions of logits, scorer objects, one registry.
 
 Convention for every score in this package: **higher means more
-in-distribution**. A detector accepts an input as in-distribution when its
+in-distribution**. Scores of float16 or bfloat16 outputs are computed in
+float32 (see `keras_noisewarm.outputs.at_least_float32`). A detector accepts an input as in-distribution when its
 score is at least a threshold and flags it as out-of-distribution otherwise.
 
 Each score comes twice: a function of logits (`energy_score(logits)`), and
@@ -52,7 +53,7 @@ def max_softmax_probability(logits, temperature=1.0):
     array([0.8808, 0.5   ], dtype=float32)
     """
     validation.check_positive_number("temperature", temperature)
-    logits = keras.ops.convert_to_tensor(logits)
+    logits = outputs_lib.at_least_float32(logits)
     return keras.ops.max(keras.ops.softmax(logits / temperature, axis=-1), axis=-1)
 
 
@@ -74,7 +75,7 @@ def max_logit(logits):
     >>> keras.ops.convert_to_numpy(max_logit(np.array([[2.0, -1.0]]))).tolist()
     [2.0]
     """
-    return keras.ops.max(keras.ops.convert_to_tensor(logits), axis=-1)
+    return keras.ops.max(outputs_lib.at_least_float32(logits), axis=-1)
 
 
 def energy_score(logits, temperature=1.0):
@@ -100,7 +101,7 @@ def energy_score(logits, temperature=1.0):
     array([0.6931], dtype=float32)
     """
     validation.check_positive_number("temperature", temperature)
-    logits = keras.ops.convert_to_tensor(logits)
+    logits = outputs_lib.at_least_float32(logits)
     return temperature * keras.ops.logsumexp(logits / temperature, axis=-1)
 
 
@@ -125,7 +126,7 @@ def negative_entropy(logits):
     >>> np.round(keras.ops.convert_to_numpy(negative_entropy(uniform)), 4)  # -ln 4
     array([-1.3863], dtype=float32)
     """
-    logits = keras.ops.convert_to_tensor(logits)
+    logits = outputs_lib.at_least_float32(logits)
     log_probabilities = keras.ops.log_softmax(logits, axis=-1)
     return keras.ops.sum(keras.ops.exp(log_probabilities) * log_probabilities, axis=-1)
 
@@ -306,7 +307,7 @@ class OutputScore(OODScore):
             from_logits = self.resolved_from_logits(outputs)
         else:
             self.check_logits(from_logits)
-        logits = outputs_lib.logits(keras.ops.convert_to_tensor(outputs), from_logits)
+        logits = outputs_lib.logits(outputs_lib.at_least_float32(outputs), from_logits)
         return self.score_logits(logits)
 
     def score_logits(self, logits):

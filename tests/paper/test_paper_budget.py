@@ -19,6 +19,7 @@ def tiny(monkeypatch, tmp_path):
     return str(write_tiny_datasets(tmp_path / "data", num_train=400, num_test=100))
 
 
+@pytest.mark.one_backend
 def test_budget_quick_runs_every_length_chooses_on_validation_and_resumes(tmp_path, tiny, monkeypatch):
     arguments = ["reproduce", "budget", "--quick", "--quiet", "--output", str(tmp_path),
                  "--data-dir", tiny]

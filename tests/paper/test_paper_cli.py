@@ -104,6 +104,7 @@ def test_seeds_option_takes_a_count_or_a_list():
         parser.parse_args(["compare", "--seeds", "0"])
 
 
+@pytest.mark.one_backend
 def test_reproduce_all_quick_writes_every_figure_and_section_then_resumes(
     tmp_path, data_dir, tiny_quick_mode, monkeypatch
 ):
@@ -138,6 +139,7 @@ def test_reproduce_all_quick_writes_every_figure_and_section_then_resumes(
     assert "## Fig. 2 " in (tmp_path / "RESULTS.md").read_text()
 
 
+@pytest.mark.one_backend
 def test_reproduce_backends_runs_one_compare_per_backend_and_tables_them(
     tmp_path, data_dir, tiny_quick_mode, monkeypatch
 ):

@@ -35,3 +35,19 @@ def test_unknown_architecture_and_too_shallow_networks_are_refused():
         models.build_model("resnet", (32, 32, 3))
     with pytest.raises(ValueError, match="at least 2"):
         models.build_mlp(10, depth=1)
+
+
+def test_monte_carlo_dropout_placement():
+    mlp = models.build_mlp((32, 32, 3), depth=4, width=8, seed=0, dropout_rate=0.2)
+    names = [type(layer).__name__ for layer in mlp.layers]
+    # One dropout ends each of the three hidden blocks.
+    assert names.count("MonteCarloDropout") == 3
+    assert names[names.index("BatchNormalization") + 1] == "MonteCarloDropout"
+    cnn = models.build_model("cnn", (32, 32, 3), depth=4, width=4, seed=0, dropout_rate=0.3)
+    names = [type(layer).__name__ for layer in cnn.layers]
+    # Only on the last feature map, so the convolutions run once per input.
+    assert names.count("MonteCarloDropout") == 1
+    assert names[names.index("MonteCarloDropout") + 1] == "GlobalAveragePooling2D"
+    assert cnn.layers[names.index("MonteCarloDropout")].rate == 0.3
+    assert "MonteCarloDropout" not in [type(layer).__name__ for layer in
+                                       models.build_mlp((8,), depth=3, width=4, seed=0).layers]
