@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -30,16 +31,26 @@ def test_quickstart_compares_warmup_with_none_and_prints_confidence():
     result = run_example("quickstart.py", "--quick")
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout
-    assert "Untrained model on noise: mean confidence" in output
-    assert "After warm-up on noise:   mean confidence" in output
+    # The quick warm-up (50 steps of Adam 1e-4) removes the untrained class
+    # bias on noise; its mean confidence need not fall that soon (under torch
+    # it rose, 0.341 -> 0.387).
+    before, after = (float(re.search(rf"{label}.*most predicted class takes ([0-9.]+)%", output).group(1))
+                     for label in ("Untrained model on noise:", "After warm-up on noise:"))
+    assert after < 0.5 * before and after < 20.0, (before, after)
+    rows = {"accuracy", "mean confidence", "ECE (15 bins)", "noise confidence"}
     table = {
-        line.split()[0]: line.split()[-2:]
-        for line in output.splitlines()
-        if line.startswith(("accuracy", "ECE"))
+        name: [float(value) for value in line[len(name):].split()]
+        for line in output.splitlines() for name in rows if line.startswith(name + " ")
     }
-    assert set(table) == {"accuracy", "ECE"}
-    for values in table.values():
-        assert all(0.0 <= float(value) <= 1.0 for value in values)
+    assert set(table) == rows
+    for arm in range(2):
+        accuracy, confidence, ece = (table[name][arm] for name in ("accuracy", "mean confidence",
+                                                                    "ECE (15 bins)"))
+        # The l1 ECE is at least the overall gap between confidence and
+        # accuracy (the triangle inequality over its bins), up to rounding.
+        assert ece >= abs(confidence - accuracy) - 2e-3, (arm, accuracy, confidence, ece)
+        assert 0.0 <= accuracy <= 1.0 and 0.1 <= confidence <= 1.0
+    assert all(0.1 <= value <= 1.0 for value in table["noise confidence"])
 
 
 # The task examples run in their fast mode, in this process (no second
