@@ -23,8 +23,6 @@ the training part, never on the test part.
 
 import argparse
 import dataclasses
-import itertools
-import json
 import math
 import os
 import pathlib
@@ -37,6 +35,7 @@ import numpy as np  # noqa: E402
 import keras_noisewarm  # noqa: E402
 from keras_noisewarm import compare  # noqa: E402
 from keras_noisewarm import metrics  # noqa: E402
+from keras_noisewarm import paired_runs  # noqa: E402
 
 PADDING_ID = 0
 UNKNOWN_ID = 1
@@ -173,56 +172,25 @@ def run(settings, data, seed, arm, evaluate_on="test", epochs=None):
 
 def compare_arms(settings, data, output=None, verbose=True):
     """Both arms for every seed; the runs and the rows of `comparison_rows`."""
-    runs = {"baseline": [], "warmup": []}
-    for seed in settings.seeds:
-        for arm in compare.ARMS:
-            numbers, logits = run(settings, data, seed, arm)
-            runs[arm].append(numbers)
-            if verbose:
-                print("run " + " ".join(f"{key}={value}" if isinstance(value, (int, str)) else
-                                        f"{key}={value:.6f}" for key, value in numbers.items()),
-                      flush=True)
-            if output is not None:
-                np.savez_compressed(pathlib.Path(output) / f"seed{seed}_{arm}.npz",
-                                    logits=logits, labels=data["test"][1])
-    rows = compare.comparison_rows(runs, metrics=METRICS)
-    if output is not None:
-        (pathlib.Path(output) / "runs.json").write_text(json.dumps(runs, indent=1))
-    return runs, rows
+
+    def run_pair_member(seed, arm):
+        numbers, logits = run(settings, data, seed, arm)
+        return numbers, {"logits": logits, "labels": data["test"][1]}
+
+    runs = paired_runs.run_arms(run_pair_member, settings.seeds, output, verbose)
+    return runs, compare.comparison_rows(runs, metrics=METRICS)
 
 
 def select(settings, verbose=True):
     """Chooses the epochs, then the warm-up, by held-out validation NLL."""
     data = load_data(settings)
-    results = {}
 
     def validation_nll(changes, arm):
         chosen = dataclasses.replace(settings, **changes)
-        values = [run(chosen, data, seed, arm, evaluate_on="validation")[0]["nll"]
-                  for seed in SELECTION_SEEDS]
-        results[json.dumps({"arm": arm, **changes})] = values
-        if verbose:
-            print(f"select {arm} {changes}: validation NLL median {np.median(values):.4f}", flush=True)
-        return float(np.median(values))
+        return [run(chosen, data, seed, arm, evaluate_on="validation")[0]["nll"]
+                for seed in SELECTION_SEEDS]
 
-    epochs = min(SELECTION_EPOCHS, key=lambda count: validation_nll({"epochs": count}, "baseline"))
-    grid = [dict(zip(SELECTION_GRID, values)) for values in itertools.product(*SELECTION_GRID.values())]
-    warmup = min(grid, key=lambda item: validation_nll({"epochs": epochs, **item}, "warmup"))
-    return {"epochs": epochs, **warmup}, results
-
-
-def verdict(row):
-    """What the warm-up did to one metric of `comparison_rows`, in words.
-
-    "helped" or "hurt" when most seeds moved that way and the paired
-    two-sided Wilcoxon p is below 0.1 (with 5 seeds the smallest p there is,
-    0.0625, needs all five), else "no clear difference".
-    """
-    if row["p_value"] < 0.1 and row["wins"] > row["seeds"] / 2:
-        return "helped"
-    if row["p_value"] < 0.1 and row["wins"] < row["seeds"] / 2:
-        return "hurt"
-    return "no clear difference"
+    return paired_runs.choose_on_validation(validation_nll, SELECTION_EPOCHS, SELECTION_GRID, verbose)
 
 
 def parse_args(argv=None):
@@ -260,9 +228,7 @@ def main(argv=None):
     print(f"\nmean confidence on random tokens before training (median): no warm-up "
           f"{noise['baseline']:.3f}, warm-up {noise['warmup']:.3f} "
           f"(chance {1 / len(data['vocabulary']):.3f})")
-    for row in rows:
-        print(f"verdict {row['metric']}: {verdict(row)} ({row['wins']}/{row['seeds']} seeds "
-              f"better with warm-up, p = {row['p_value']:.3g})")
+    print("\n".join(paired_runs.verdict_lines(rows)))
 
 if __name__ == "__main__":
     main()

@@ -130,7 +130,7 @@ OLD_COMMAND = "keras-noisewarm reproduce"
 def _outdated(sections):
     """A warning naming the sections made by the code before `paper/` existed."""
     titles = [section.splitlines()[0].lstrip("# ").strip() for section in sections
-              if f"{OLD_COMMAND} " in section.split("\n\n", 2)[1]]
+              if f"{OLD_COMMAND} " in _command_line(section)]
     if not titles:
         return []
     return [
@@ -142,6 +142,11 @@ def _outdated(sections):
         "`python -m paper reproduce all` to regenerate them.",
         "",
     ]
+
+
+def _command_line(section):
+    """The section's `Command:` line (empty when it has none)."""
+    return next((line for line in section.splitlines() if line.startswith("Command:")), "")
 
 
 def _claims(sections):

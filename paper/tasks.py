@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_noisewarm import compare
 from keras_noisewarm import metrics
+from keras_noisewarm import paired_runs
 from keras_noisewarm import plot
 
 EXAMPLES_FOLDER = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -162,11 +163,11 @@ def reproduce(context):
             compare.markdown_table(rows),
             "",
         ]
-        lines += [f"- {row['title']}: **{example.verdict(row)}** ({row['wins']}/{row['seeds']} "
+        lines += [f"- {row['title']}: **{paired_runs.verdict(row)}** ({row['wins']}/{row['seeds']} "
                   f"seeds better, p = {row['p_value']:.3g})" for row in rows]
         lines += ["", _extra_line(name, runs), ""]
         calibration = next(row for row in rows if row["metric"] == CALIBRATION_METRIC[name])
-        outcome = example.verdict(calibration)
+        outcome = paired_runs.verdict(calibration)
         summary = (f"{calibration['title']} {calibration['baseline'].median:.4f} -> "
                    f"{calibration['warmup'].median:.4f} (median; {calibration['wins']}/"
                    f"{calibration['seeds']} seeds better, p = {calibration['p_value']:.3g})")
