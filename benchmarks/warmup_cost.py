@@ -2,7 +2,7 @@
 
 For each setting of the warm-up budget measurement (paper/warmup_budget.py:
 the main job's MLP, a small CNN on Fashion-MNIST, a CNN with BatchNorm and a
-MobileNetV2 on CIFAR-10) and each backend, this times the default warm-up
+CIFAR ResNet-18 on CIFAR-10) and each backend, this times the default warm-up
 (`keras_noisewarm.warmup(model, num_classes=10, training_examples=...)`,
 which the default recipe sizes from the training) and the training itself
 (`model.fit` of the setting), and prints their ratio side by side, one
@@ -69,7 +69,7 @@ def measure(setting_names, quick):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--settings", default="mlp,fashion_cnn,cifar_cnn_bn,mobilenet")
+    parser.add_argument("--settings", default="mlp,fashion_cnn,cifar_cnn_bn,resnet18")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -102,6 +102,13 @@ def main():
     for row in rows:
         print(f"ratio (warm-up / training, {row['setting']}, {row['backend']}): "
               f"{row['warmup_seconds'] / row['fit_seconds']:.3f}x")
+    print()
+    print("warm-up seconds / training seconds (target: at most 0.10)")
+    print(f"{'setting':14}" + "".join(f"{backend:>12}" for backend in backends))
+    for name in settings:
+        ratios = {row["backend"]: row["warmup_seconds"] / row["fit_seconds"]
+                  for row in rows if row["setting"] == name}
+        print(f"{name:14}" + "".join(f"{ratios[backend]:>12.3f}" for backend in backends))
 
 
 if __name__ == "__main__":
