@@ -257,6 +257,30 @@ class NoiseWarmup:
             return self.recipe.steps
         return math.ceil(self.recipe.num_examples / self.batch_size)
 
+    def describe_length(self, training_examples=None):
+        """Why one `run` takes `num_steps(training_examples)` steps, in words.
+
+        Example:
+
+        >>> NoiseWarmup(10).describe_length(training_examples=120_000)
+        '94 steps of 128: budget 0.1 of the 120,000 training examples that follow'
+        """
+        steps = self.num_steps(training_examples)
+        head = f"{steps} steps of {self.batch_size}"
+        if self.steps is not None:
+            return f"{head} (steps={self.steps})"
+        if self.num_examples is not None:
+            return f"{head} (num_examples={self.num_examples:,})"
+        training_examples = training_examples or self.training_examples
+        budget = self.budget if self.budget is not None else self.recipe.budget
+        if budget is not None and training_examples is not None:
+            return f"{head}: budget {budget:g} of the {training_examples:,} training examples that follow"
+        if budget is not None:
+            return (f"{head}: the {self.recipe.name!r} recipe's length when the training's is "
+                    f"unknown; pass training_examples=len(x_train) * epochs (or warm up inside fit "
+                    f"with NoiseWarmupCallback) for a budget of {budget:g} of it")
+        return f"{head}: the {self.recipe.name!r} recipe's length"
+
     def stopping_rule(self):
         """The `WarmupStopping` this warm-up runs, or `None`."""
         if self.stop is None:
@@ -333,7 +357,8 @@ class NoiseWarmup:
 
         Returns:
             The `keras.callbacks.History` of the warm-up fit. Its `params`
-            hold `"steps"` (the most it could take), `"noise"` (a sentence
+            hold `"steps"` (the most it could take), `"length"` (why that
+            many, in words: `describe_length`), `"noise"` (a sentence
             per input on the noise it drew, and why), and, with a stopping
             rule, `"stopped_step"`.
         """
@@ -377,6 +402,9 @@ class NoiseWarmup:
             stopper.bind(model, _noise_batch(spec, stopper.num_examples, seed + 1), spec.tasks, steps)
             callbacks.append(stopper)
         verbose = self.verbose
+        length = self.describe_length(training_examples)
+        if verbose != 0:
+            print(f"Noise warm-up: {length}", flush=True)
         if verbose == "auto":
             verbose = 1 if _in_terminal() else 0
             if not verbose:
@@ -411,6 +439,7 @@ class NoiseWarmup:
             # The user's trainable flags, every one of them, as they were.
             for layer, trainable in flags:
                 layer.trainable = trainable
+        history.params["length"] = length
         history.params["noise"] = [
             f"{description}: {family.describe()}"
             for family, description in zip(spec.families, spec.noise_descriptions)
@@ -735,9 +764,6 @@ class _ProgressLines(keras.callbacks.Callback):
         super().__init__()
         self.steps = steps
         self.marks = sorted({max(1, round(steps * k / lines)) for k in range(1, lines + 1)})
-
-    def on_train_begin(self, logs=None):
-        print(f"Noise warm-up: up to {self.steps} steps", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         step = batch + 1

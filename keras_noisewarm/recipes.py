@@ -11,8 +11,12 @@ uses one, and any argument given alongside overrides its value.
 - `"resnet"`: the authors' ResNet-18 CIFAR-10 code: SGD with learning rate
   0.01, momentum 0.9 and weight decay 0.01, batch 256, about 780 steps
   (about 200,000 noise examples).
-- `"default"`: what `warmup(model)` does when told nothing else; see
-  `DEFAULT` and README, "Choosing the warm-up defaults".
+- `"default"`: what `warmup(model)` does when told nothing else: Adam 1e-3,
+  batch 128, noise examples numbering a tenth of the examples of the
+  training that follows (`budget=0.1`, the paper's ratio for ResNet-18),
+  and 100 steps when that training's length is not given. Chosen by
+  measurement over four settings (`paper/warmup_budget.py`; README,
+  "Choosing the warm-up defaults"), where it also says where it does not help.
 """
 
 import dataclasses
@@ -74,7 +78,19 @@ RESNET = Recipe(
     steps=780,
     description="the authors' ResNet-18 code: SGD 0.01, momentum 0.9, weight decay 0.01, batch 256",
 )
-DEFAULT = MLP
+DEFAULT = Recipe(
+    name="default",
+    optimizer="adam",
+    learning_rate=1e-3,
+    batch_size=128,
+    budget=0.1,
+    num_examples=12_800,
+    description=(
+        "the package default: Adam 1e-3, batch 128, a tenth of the training's examples "
+        "(100 steps when the training's length is unknown), chosen by the budget "
+        "measurement of paper/warmup_budget.py"
+    ),
+)
 RECIPES = {"mlp": MLP, "resnet": RESNET, "default": DEFAULT}
 
 

@@ -215,7 +215,7 @@ def test_progress_bar_is_shown_before_the_first_epoch_of_a_verbose_fit(capsys):
         callbacks=[NoiseWarmupCallback(steps=WARMUP_STEPS, seed=0)],
     )
     shown = capsys.readouterr().out
-    assert f"Noise warm-up: {WARMUP_STEPS} steps of 128 noise examples" in shown
+    assert f"Noise warm-up: {WARMUP_STEPS} steps of 128 (steps={WARMUP_STEPS})" in shown
     assert f"{WARMUP_STEPS}/{WARMUP_STEPS}" in shown
     assert shown.index("Noise warm-up") < shown.index(f"{STEPS_PER_EPOCH}/{STEPS_PER_EPOCH}")
 

@@ -190,7 +190,7 @@ def test_warmup_returns_history_of_the_requested_length():
 def test_num_examples_round_up_to_whole_batches():
     assert NoiseWarmup(num_examples=1001, batch_size=100).num_steps() == 11
     assert NoiseWarmup(steps=7).num_steps() == 7
-    assert NoiseWarmup().num_steps() == 320_000 // 128
+    assert NoiseWarmup(recipe="mlp").num_steps() == 320_000 // 128
 
 
 def test_user_callbacks_see_every_warmup_step():
@@ -234,7 +234,7 @@ def test_optimizer_spec_and_learning_rate_override():
     assert float(np.array(made.learning_rate)) == pytest.approx(0.05)
     default = NoiseWarmup().make_optimizer()
     assert isinstance(default, keras.optimizers.Adam)
-    assert float(np.array(default.learning_rate)) == pytest.approx(1e-4)
+    assert float(np.array(default.learning_rate)) == pytest.approx(1e-3)
     assert NoiseWarmup().make_optimizer() is not default
 
 

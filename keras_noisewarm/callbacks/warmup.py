@@ -3,7 +3,6 @@
 import weakref
 
 import keras
-from keras.src.utils import io_utils
 
 from keras_noisewarm.noise_warmup import NoiseWarmup
 
@@ -85,11 +84,6 @@ class NoiseWarmupCallback(keras.callbacks.Callback):
             return
         config = self.warmup_config()
         training_examples = self.training_examples()
-        if config.verbose != 0:
-            io_utils.print_msg(
-                f"Noise warm-up: {config.num_steps(training_examples)} steps of "
-                f"{config.batch_size} noise examples"
-            )
         self.warmup_history = config.run(self.model, training_examples=training_examples)
         # The warm-up's own fit (a stopping rule, say) must not end this one.
         self.model.stop_training = False
