@@ -43,6 +43,9 @@ EXAMPLES = {
     ),
     "DebiasedL2CalibrationError": lambda: metrics.DebiasedL2CalibrationError(num_bins=4),
     "ClasswiseCalibrationError": lambda: metrics.ClasswiseCalibrationError(NUM_CLASSES, num_bins=8),
+    "MultiLabelCalibrationError": lambda: metrics.MultiLabelCalibrationError(
+        NUM_CLASSES, num_bins=6, average="micro", from_logits=True
+    ),
     "NegativeLogLikelihood": lambda: metrics.NegativeLogLikelihood(from_logits=True, name="nll_x"),
     "BrierScore": lambda: metrics.BrierScore(name="brier_x"),
     # Selective prediction.
@@ -154,6 +157,10 @@ def behaviour(name, obj):
                                       rng.uniform(0.5, 2.0, size=(100, 1))], axis=1)
         obj.reset_state()
         obj.update_state(targets, predictions)
+        return {"result": float(obj.result())}
+    if name == "MultiLabelCalibrationError":
+        obj.reset_state()
+        obj.update_state(np.eye(NUM_CLASSES)[labels[:100]], logits[:100])
         return {"result": float(obj.result())}
     if isinstance(obj, keras.metrics.Metric):
         obj.reset_state()

@@ -14,6 +14,7 @@ from keras_noisewarm.metrics.calibration import ClasswiseCalibrationError
 from keras_noisewarm.metrics.calibration import DebiasedL2CalibrationError
 from keras_noisewarm.metrics.calibration import ExpectedCalibrationError
 from keras_noisewarm.metrics.calibration import MaximumCalibrationError
+from keras_noisewarm.metrics.calibration import MultiLabelCalibrationError
 from keras_noisewarm.metrics.regression import ExpectedNormalizedCalibrationError
 from keras_noisewarm.metrics.regression import GaussianNegativeLogLikelihood
 from keras_noisewarm.metrics.regression import IntervalCoverage

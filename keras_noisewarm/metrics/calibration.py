@@ -884,3 +884,131 @@ class ClasswiseCalibrationError(_BinnedCalibrationError):
         config = super().get_config()
         config["num_classes"] = self.num_classes
         return config
+
+
+AVERAGES = ("macro", "micro")
+
+
+@keras.saving.register_keras_serializable(package="keras_noisewarm")
+class MultiLabelCalibrationError(_BinnedCalibrationError):
+    """Per-label calibration error of a multi-label model (independent sigmoids).
+
+    For each of the `num_labels` outputs, the predicted probabilities
+    `P(y_k = 1)` are binned and compared with how often label `k` is 1 in
+    each bin: the positive-class reliability curve of that label. With
+    `average="macro"` (default) the per-label errors are averaged, so a rare
+    label counts as much as a frequent one:
+
+    ```python
+    error = (1 / K) * sum_k sum_b (n_kb / N) * |freq_kb - conf_kb|
+    ```
+
+    With `average="micro"` every (example, label) pair goes into one
+    histogram, the same as `ExpectedCalibrationError(binary_confidence=
+    "positive_class")` on `y_pred[..., None]`. The state holds `num_labels x
+    num_bins` sums whichever is reported; `per_label()` gives each label's
+    error. Bins are those of `ExpectedCalibrationError`.
+
+    Args:
+        num_labels: Number of labels `K` (the width of `y_pred`).
+        num_bins: Number of equal-width bins per label (default 15).
+        average: `"macro"` (default) or `"micro"`.
+        confidence: `"positive_class"` (default): bin `P(y_k = 1)` against
+            the frequency of `y_k = 1`; `"top_label"`: bin the probability
+            of the predicted value of each label, `max(p, 1 - p)`, against
+            how often that prediction is right (the ECE of each label read
+            as a binary classifier).
+        from_logits: Whether `y_pred` holds logits (`True`) or sigmoid
+            probabilities (`False`, default). Unlike for softmax outputs,
+            independent sigmoids cannot be told from logits by their sums,
+            so this is not detected.
+        name: Name of the metric instance (default `"multi_label_ece"`).
+        dtype: Dtype of the state and result.
+
+    Labels `y_true` are 0 or 1, of the shape of `y_pred`; a `sample_weight`
+    of shape `(batch,)` weighs every label of an example.
+
+    Example:
+
+    >>> metric = MultiLabelCalibrationError(num_labels=2, num_bins=5)
+    >>> # Label 0: p 0.9 (y 1) and 0.9 (y 0): bin [0.8, 1], freq 1/2, gap 0.4.
+    >>> # Label 1: p 0.1 (y 0) and 0.3 (y 0): gaps 0.1 and 0.3, weight 1/2 each.
+    >>> metric.update_state([[1, 0], [0, 0]], [[0.9, 0.1], [0.9, 0.3]])
+    >>> round(float(metric.result()), 4)
+    0.3
+    >>> [round(float(value), 4) for value in metric.per_label()]
+    [0.4, 0.2]
+    """
+
+    def __init__(
+        self,
+        num_labels,
+        num_bins=DEFAULT_NUM_BINS,
+        average="macro",
+        confidence="positive_class",
+        from_logits=False,
+        name="multi_label_ece",
+        dtype=None,
+    ):
+        validation.check_int("num_labels", num_labels)
+        validation.check_choice("average", average, AVERAGES)
+        validation.check_choice("confidence", confidence, BINARY_CONFIDENCES)
+        validation.check_bool("from_logits", from_logits)
+        super().__init__(
+            num_bins=num_bins,
+            histogram_shape=(num_labels, num_bins),
+            from_logits=from_logits,
+            name=name,
+            dtype=dtype,
+        )
+        self.num_labels = num_labels
+        self.average = average
+        self.confidence = confidence
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Adds a batch: `y_true` and `y_pred` of shape `(..., num_labels)`."""
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.convert_to_tensor(y_true)
+        if tuple(y_pred.shape[-1:]) != (self.num_labels,) or tuple(y_true.shape) != tuple(y_pred.shape):
+            raise ValueError(
+                f"MultiLabelCalibrationError was built for {self.num_labels} labels: y_true "
+                f"and y_pred must both have shape (..., {self.num_labels}), got "
+                f"{tuple(y_true.shape)} and {tuple(y_pred.shape)}."
+            )
+        # Each label is one sigmoid output: the rows become (example, label).
+        super().update_state(y_true, ops.expand_dims(y_pred, axis=-1), sample_weight)
+
+    def _histogram_entries(self, batch):
+        probabilities = batches.where_valid(batch.valid, batch.probabilities)
+        if self.confidence == "top_label":
+            confidences, predicted = top_label(probabilities)
+            correct = ops.cast(ops.equal(predicted, batch.labels), "float32")
+        else:
+            confidences = ops.take(probabilities, 1, axis=-1)
+            correct = ops.cast(ops.equal(batch.labels, 1), "float32")
+        bins = ops.cast(_bin_index(confidences, _uniform_edges(self.num_bins)), "int32")
+        # Rows are (example, label) pairs, label fastest.
+        rows = ops.shape(confidences)[0]
+        label_of_row = ops.arange(rows, dtype="int32") % self.num_labels
+        cells = label_of_row * self.num_bins + bins
+        return cells, confidences, correct, batch.weights
+
+    def per_label(self):
+        """Each label's calibration error, shape `(num_labels,)`."""
+        return _binned_error(
+            self.bin_counts.value, self.bin_confidence_sums.value, self.bin_correct_sums.value, "l1"
+        )
+
+    def _error(self, counts, confidence_sums, correct_sums):
+        if self.average == "micro":
+            return _binned_error(
+                ops.sum(counts, axis=0), ops.sum(confidence_sums, axis=0), ops.sum(correct_sums, axis=0), "l1"
+            )
+        return ops.mean(_binned_error(counts, confidence_sums, correct_sums, "l1"))
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("sparse_y_true", "ignore_label"):
+            del config[key]
+        config.update(num_labels=self.num_labels, average=self.average, confidence=self.confidence)
+        return config

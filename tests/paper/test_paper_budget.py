@@ -54,15 +54,25 @@ def _tiny_loader(load):
     return loader
 
 
-def test_the_default_is_chosen_by_its_worst_setting_among_affordable_variants():
-    def effect(reduction, cost):
-        return {"reduction": reduction, "cost": cost}
+def test_the_default_is_chosen_by_its_worst_responding_setting():
+    def effect(reduction, wins, cost=0.1):
+        return {"reduction": reduction, "wins": wins, "seeds": 5, "cost": cost}
 
     validation = {
-        "a": {"short": effect(0.02, 0.05), "long": effect(0.05, 0.9), "mid": effect(0.03, 0.08)},
-        "b": {"short": effect(0.01, 0.04), "long": effect(0.02, 0.8), "mid": effect(0.02, 0.09)},
+        "a": {"short": effect(0.02, 5), "long": effect(0.05, 5, cost=0.9), "mid": effect(0.03, 5)},
+        "b": {"short": effect(0.01, 4), "long": effect(0.02, 5), "mid": effect(0.02, 5, cost=0.2)},
+        # No length better in every seed: it does not vote.
+        "c": {"short": effect(0.03, 4), "long": effect(-0.01, 1), "mid": effect(0.0, 2)},
     }
+    assert warmup_budget.responding_settings(validation) == ["a", "b"]
     chosen, shares = warmup_budget.choose_default(validation)
-    # "long" is best but costs too much; "mid" keeps 60% and 100%, "short" 40% and 50%.
-    assert chosen == "mid"
-    assert shares == {"a": pytest.approx(0.6), "b": pytest.approx(1.0)}
+    # "long" keeps 100% and 100%; "mid" 60% and 100%; "short" 40% and 50%.
+    assert chosen == "long"
+    assert shares == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}
+    # Equal shares (to two decimals) go to the cheaper variant.
+    validation["a"]["mid"] = effect(0.0499, 5)
+    assert warmup_budget.choose_default(validation)[0] == "mid"
+    for variants in validation.values():
+        for name in variants:
+            variants[name] = effect(0.01, 3)
+    assert warmup_budget.choose_default(validation) == (None, {})
