@@ -63,9 +63,10 @@ def small_data(input_dim=64, count=256):
     return x, y
 
 
-# The default warm-up (Adam 1e-4, chosen for calibration after training on
-# data) stops short of chance on noise; a larger step reaches it. See README,
-# "Choosing the warm-up defaults".
+# The default warm-up (a tenth of the training, chosen for calibration after
+# training on data) stops short of chance on noise; the mechanism is checked
+# with a long warm-up that reaches it. See README, "Choosing the warm-up
+# defaults".
 WARMUP_TO_CHANCE = dict(learning_rate=3e-4, steps=4000)
 
 
