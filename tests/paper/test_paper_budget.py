@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 from datafiles import write_tiny_datasets
@@ -26,7 +27,7 @@ def test_budget_quick_runs_every_length_chooses_on_validation_and_resumes(tmp_pa
     monkeypatch.setattr(warmup_budget, "load_data", _tiny_loader(warmup_budget.load_data))
     assert cli.main(arguments) == 0
     section = (tmp_path / "sections" / "budget.md").read_text()
-    assert "Chosen on validation: **" in section
+    assert re.search(r"^Chosen on validation[^*]*\*\*[\w.]+\*\*", section, re.MULTILINE), section
     for name in ("mlp", "fashion_cnn"):
         assert f"### {name}" in section
         folder = next(tmp_path.glob(f"runs/budget-v*-{name}-*"))
@@ -72,6 +73,12 @@ def test_the_default_is_chosen_by_its_worst_responding_setting():
     # Equal shares (to two decimals) go to the cheaper variant.
     validation["a"]["mid"] = effect(0.0499, 5)
     assert warmup_budget.choose_default(validation)[0] == "mid"
+    # Only fixed lengths up to max_fraction: shares are still of the best of all.
+    lengths = {"lr0.001_f0.1": effect(0.01, 5), "lr0.001_f1": effect(0.04, 5), "stop_lr0.001": effect(0.05, 5)}
+    limited = {"a": lengths, "b": dict(lengths)}
+    assert warmup_budget.choose_default(limited, max_fraction=0.1) == (
+        "lr0.001_f0.1", {"a": pytest.approx(0.2), "b": pytest.approx(0.2)})
+    assert warmup_budget.choose_default(limited)[0] == "stop_lr0.001"
     for variants in validation.values():
         for name in variants:
             variants[name] = effect(0.01, 3)
