@@ -55,6 +55,16 @@ def _tiny_loader(load):
     return loader
 
 
+def test_the_claim_line_counts_the_settings_where_ece_fell():
+    def effect(wins, p_value):
+        return {"wins": wins, "seeds": 5, "p_value": p_value, "ratio": 0.9, "accuracy_change": 0.01}
+
+    test = {"a": {"v": effect(5, 0.0625)}, "b": {"v": effect(3, 0.6)}, "c": {"v": effect(0, 0.0625)}}
+    line = warmup_budget.claim_line(test, "v")
+    assert line.startswith("Paper's claim (") and "lower in 1 of 3 settings" in line
+    assert "a lower (ECE ratio 0.90, 5/5" in line and "b no clear change" in line and "c higher" in line
+
+
 def test_the_default_is_chosen_by_its_worst_responding_setting():
     def effect(reduction, wins, cost=0.1):
         return {"reduction": reduction, "wins": wins, "seeds": 5, "cost": cost}
