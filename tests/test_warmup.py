@@ -97,8 +97,11 @@ def test_softmax_model_warms_up_exactly_like_its_logit_twin():
     logits_model = deep_mlp(depth=3)
     softmax_model = deep_mlp(depth=3, softmax=True)
     softmax_model.set_weights(logits_model.get_weights())
+    # A small step: at the default's 1e-3, 200 Adam steps amplify the float
+    # rounding between log-softmax of logits and log of probabilities past
+    # the tolerance (JAX: 207 of 8,192 weights off by up to 5.6e-4).
     for model in (logits_model, softmax_model):
-        warmup(model, num_classes=NUM_CLASSES, steps=200, seed=0, verbose=0)
+        warmup(model, num_classes=NUM_CLASSES, steps=200, learning_rate=1e-4, seed=0, verbose=0)
     for a, b in zip(logits_model.get_weights(), softmax_model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     assert noise_confidence(softmax_model).mean_confidence == pytest.approx(
