@@ -241,25 +241,7 @@ class NoiseWarmup:
                 examples, when known only now (inside `fit`); overrides
                 `training_examples`.
         """
-        if self.steps is not None:
-            return self.steps
-        if self.num_examples is not None:
-            return math.ceil(self.num_examples / self.batch_size)
-        training_examples = training_examples or self.training_examples
-        budget = self.budget if self.budget is not None else self.recipe.budget
-        if budget is not None:
-            if training_examples is None:
-                if self.budget is not None:
-                    raise ValueError(
-                        "A warm-up `budget` is a fraction of the training that follows: pass "
-                        "training_examples=len(x_train) * epochs, or warm up inside fit with "
-                        "keras_noisewarm.callbacks.NoiseWarmupCallback, which reads it."
-                    )
-            else:
-                return max(1, math.ceil(budget * training_examples / self.batch_size))
-        if self.recipe.steps is not None:
-            return self.recipe.steps
-        return math.ceil(self.recipe.num_examples / self.batch_size)
+        return self._length(training_examples)[0]
 
     def describe_length(self, training_examples=None):
         """Why one `run` takes `num_steps(training_examples)` steps, in words.
@@ -269,21 +251,47 @@ class NoiseWarmup:
         >>> NoiseWarmup(10).describe_length(training_examples=120_000)
         '94 steps of 128: budget 0.1 of the 120,000 training examples that follow'
         """
-        steps = self.num_steps(training_examples)
-        head = f"{steps} steps of {self.batch_size}"
+        steps, reason = self._length(training_examples)
+        return f"{steps} steps of {self.batch_size}{reason}"
+
+    def _length(self, training_examples=None):
+        """`(steps, reason)`: the steps of one `run` and the rule that set them.
+
+        `reason` completes the sentence of `describe_length` ("94 steps of
+        128" + reason). The one place that decides the length, in this
+        order: `steps`, `num_examples`, a budget of the training's examples
+        (the given `budget`, else the recipe's, when the training's length
+        is known), the recipe's own length.
+
+        Raises:
+            ValueError: A `budget` was given, and the training's length is not
+                known.
+        """
         if self.steps is not None:
-            return f"{head} (steps={self.steps})"
+            return self.steps, f" (steps={self.steps})"
         if self.num_examples is not None:
-            return f"{head} (num_examples={self.num_examples:,})"
+            return (math.ceil(self.num_examples / self.batch_size),
+                    f" (num_examples={self.num_examples:,})")
         training_examples = training_examples or self.training_examples
         budget = self.budget if self.budget is not None else self.recipe.budget
         if budget is not None and training_examples is not None:
-            return f"{head}: budget {budget:g} of the {training_examples:,} training examples that follow"
+            return (max(1, math.ceil(budget * training_examples / self.batch_size)),
+                    f": budget {budget:g} of the {training_examples:,} training examples that follow")
+        if self.budget is not None:
+            raise ValueError(
+                "A warm-up `budget` is a fraction of the training that follows: pass "
+                "training_examples=len(x_train) * epochs, or warm up inside fit with "
+                "keras_noisewarm.callbacks.NoiseWarmupCallback, which reads it."
+            )
+        if self.recipe.steps is not None:
+            steps = self.recipe.steps
+        else:
+            steps = math.ceil(self.recipe.num_examples / self.batch_size)
         if budget is not None:
-            return (f"{head}: the {self.recipe.name!r} recipe's length when the training's is "
-                    f"unknown; pass training_examples=len(x_train) * epochs (or warm up inside fit "
-                    f"with NoiseWarmupCallback) for a budget of {budget:g} of it")
-        return f"{head}: the {self.recipe.name!r} recipe's length"
+            return steps, (f": the {self.recipe.name!r} recipe's length when the training's is "
+                           f"unknown; pass training_examples=len(x_train) * epochs (or warm up "
+                           f"inside fit with NoiseWarmupCallback) for a budget of {budget:g} of it")
+        return steps, f": the {self.recipe.name!r} recipe's length"
 
     def stopping_rule(self):
         """The `WarmupStopping` this warm-up runs, or `None`."""
@@ -368,6 +376,7 @@ class NoiseWarmup:
         """
         spec = self.inspect(model)
         steps = self.num_steps(training_examples)
+        length = self.describe_length(training_examples)
         source = self.resolved_noise_source(spec.families)
         stopper = self.stopping_rule()
         if stopper is not None:
@@ -406,7 +415,6 @@ class NoiseWarmup:
             stopper.bind(model, _noise_batch(spec, stopper.num_examples, seed + 1), spec.tasks, steps)
             callbacks.append(stopper)
         verbose = self.verbose
-        length = self.describe_length(training_examples)
         if verbose != 0:
             print(f"Noise warm-up: {length}", flush=True)
         if verbose == "auto":
@@ -434,8 +442,9 @@ class NoiseWarmup:
                 verbose=verbose,
                 callbacks=callbacks,
             )
-            if self.batchnorm == "recalibrate":
-                # Only the BatchNorm layers that were warmed up (not frozen).
+            # Only the BatchNorm layers that were warmed up (not frozen); a
+            # model without any draws no batches, whose sampling compiles.
+            if self.batchnorm == "recalibrate" and _batchnorm_layers(model):
                 recalibrate_batchnorm(
                     model, _noise_batches(spec, RECALIBRATION_BATCHES, self.batch_size, seed + 2)
                 )
@@ -654,8 +663,7 @@ def recalibrate_batchnorm(model, noise_batches):
     Returns:
         The number of BatchNorm layers re-estimated.
     """
-    layers = [layer for layer in _all_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    layers = _batchnorm_layers(model)
     if not layers or not noise_batches:
         return 0
     momenta = [layer.momentum for layer in layers]
