@@ -119,34 +119,8 @@ def write_results(context):
         "",
     ]
     path = output / RESULTS_FILENAME
-    path.write_text("\n".join(header + _outdated(found) + _claims(found)) + "\n" + "\n".join(found))
+    path.write_text("\n".join(header + _claims(found)) + "\n" + "\n".join(found))
     return path
-
-
-# The command that sections made before the paper left the library carry.
-OLD_COMMAND = "keras-noisewarm reproduce"
-
-
-def _outdated(sections):
-    """A warning naming the sections made by the code before `paper/` existed."""
-    titles = [section.splitlines()[0].lstrip("# ").strip() for section in sections
-              if f"{OLD_COMMAND} " in _command_line(section)]
-    if not titles:
-        return []
-    return [
-        f"**Made by an earlier version of the code** (`{OLD_COMMAND}`, noise stream "
-        "version 1), not yet rerun with the current one: " + "; ".join(titles) + ". "
-        "Their warm-up numbers are not exactly what the current code gives (the "
-        "main comparison rerun with stream version 2 is in "
-        "[noise_stream_v2/report.md](noise_stream_v2/report.md)). Rerun with "
-        "`python -m paper reproduce all` to regenerate them.",
-        "",
-    ]
-
-
-def _command_line(section):
-    """The section's `Command:` line (empty when it has none)."""
-    return next((line for line in section.splitlines() if line.startswith("Command:")), "")
 
 
 def _claims(sections):

@@ -94,22 +94,3 @@ def test_backends_verdict_counts_backends_where_the_claim_holds(monkeypatch):
     monkeypatch.setattr(backends, "BACKENDS", ("tensorflow", "jax", "torch"))
     results = {"tensorflow": runs_where(True), "jax": runs_where(True), "torch": runs_where(False)}
     assert "it holds on 2 of 3 backends (10 seeds each)" in backends.verdict(results, SEEDS)
-
-
-def test_results_name_the_sections_made_by_the_old_code(tmp_path):
-    import types
-
-    from paper import reproduce
-
-    sections = tmp_path / "sections"
-    sections.mkdir()
-    (sections / "fig1.md").write_text("## Fig. 1 old\n\nCommand: `keras-noisewarm reproduce fig1 --output docs`\n\nbody\n")
-    (sections / "tasks.md").write_text("## Tasks new\n\nCommand: `python -m paper reproduce tasks`\n\nbody\n")
-    (sections / "fig2.md").write_text("## Fig. 2 old\n\nWhat it shows.\n\nCommand: `keras-noisewarm reproduce fig2`\n")
-    text = reproduce.write_results(types.SimpleNamespace(output=str(tmp_path), quick=False)).read_text()
-    warning = next(line for line in text.splitlines() if line.startswith("**Made by an earlier"))
-    assert "Fig. 1 old" in warning and "Fig. 2 old" in warning and "Tasks new" not in warning
-    (sections / "fig1.md").unlink()
-    (sections / "fig2.md").unlink()
-    text = reproduce.write_results(types.SimpleNamespace(output=str(tmp_path), quick=False)).read_text()
-    assert "Made by an earlier" not in text
