@@ -94,3 +94,28 @@ def test_backends_verdict_counts_backends_where_the_claim_holds(monkeypatch):
     monkeypatch.setattr(backends, "BACKENDS", ("tensorflow", "jax", "torch"))
     results = {"tensorflow": runs_where(True), "jax": runs_where(True), "torch": runs_where(False)}
     assert "it holds on 2 of 3 backends (10 seeds each)" in backends.verdict(results, SEEDS)
+
+
+def test_results_gather_every_sections_verdicts_on_top(tmp_path):
+    import types
+
+    from paper import reproduce
+
+    sections = tmp_path / "sections"
+    sections.mkdir()
+    (sections / "fig1.md").write_text(
+        "## Fig. 1 title\n\nCommand: `python -m paper reproduce fig1`\n\n"
+        "Paper's claim (A): holds.\n\nbody\n")
+    (sections / "tasks.md").write_text(
+        "## Tasks title\n\nPaper's claim (B): does not hold.\nPaper's claim (C): holds.\n")
+    (sections / "fig3.md").write_text("## Fig. 3 title\n\nno verdict here\n")
+    text = reproduce.write_results(types.SimpleNamespace(output=str(tmp_path), quick=False)).read_text()
+    top = text[:text.index("## Fig. 1 title")]
+    assert top.splitlines().count("## The paper's claims at a glance") == 1
+    claims = [line for line in top.splitlines() if line.startswith("- **")]
+    # In the order of reproduce.TARGETS (fig1 before tasks), every verdict once.
+    assert claims == ["- **Fig. 1 title**: Paper's claim (A): holds.",
+                      "- **Tasks title**: Paper's claim (B): does not hold.",
+                      "- **Tasks title**: Paper's claim (C): holds."]
+    # Every section follows in full, Fig. 3 included.
+    assert "no verdict here" in text and text.count("body") == 1
