@@ -28,10 +28,12 @@ would.
 
 The NumPy functions here (`resolve_from_logits`, `probabilities_of`,
 `logits_of`) run on the host in float64, for fits and diagnostics; the
-tensor functions (`probabilities`, `logits`, `rows_look_like_probabilities`)
+tensor functions (`probabilities`, `logits`, `summarise_rows` and the row
+checks that read it)
 run inside models and metrics with `keras.ops`.
 """
 
+import collections
 import warnings
 
 import keras
@@ -188,25 +190,86 @@ def logits_of(outputs, from_logits):
 # Inside models and metrics: tensors, `keras.ops`.
 
 
-def rows_look_like_probabilities(outputs, tolerance):
+RowSummary = collections.namedtuple("RowSummary", ["minimum", "maximum", "total"])
+RowSummary.__doc__ = """Per-row minimum, maximum and sum of flat outputs; see `summarise_rows`."""
+
+
+def summarise_rows(outputs):
+    """The three row reductions every check of outputs reads.
+
+    The checks below read only these, so that a batch is read three times
+    whatever is checked, instead of once per elementwise test.
+
+    Args:
+        outputs: Float tensor of shape `(rows, K)`.
+
+    Returns:
+        A `RowSummary` of tensors of shape `(rows,)`.
+    """
+    return RowSummary(ops.min(outputs, axis=-1), ops.max(outputs, axis=-1),
+                      ops.sum(outputs, axis=-1))
+
+
+def finite_rows(summary):
+    """Per row: no NaN or Inf, from a `RowSummary`.
+
+    A NaN always makes the sum NaN, whereas XLA's minimum and maximum under
+    TensorFlow skip it; an Inf makes an extreme infinite. A sum that
+    overflowed on finite values is infinite but not NaN, with finite
+    extremes.
+
+    Example:
+
+    >>> rows = keras.ops.convert_to_tensor([[1.0, float("nan")], [2e38, 2e38],
+    ...                                     [0.0, float("inf")]])
+    >>> keras.ops.convert_to_numpy(finite_rows(summarise_rows(rows))).tolist()
+    [False, True, False]
+    """
+    extremes_finite = ops.logical_and(
+        ops.isfinite(summary.minimum), ops.isfinite(summary.maximum)
+    )
+    return ops.logical_or(
+        ops.isfinite(summary.total),
+        ops.logical_and(ops.logical_not(ops.isnan(summary.total)), extremes_finite),
+    )
+
+
+def rows_in_unit_interval(summary):
+    """Per row: every value in `[0, 1]`, from a `RowSummary`.
+
+    Rows holding a NaN may pass under TensorFlow's XLA (its extremes skip
+    NaN): combine with `finite_rows` or a sum test.
+    """
+    return ops.logical_and(
+        ops.greater_equal(summary.minimum, 0.0), ops.less_equal(summary.maximum, 1.0)
+    )
+
+
+def rows_look_like_probabilities(summary, tolerance, num_columns):
     """Per row: values in `[0, 1]` and (two or more columns) a sum of one.
 
     A NaN or Inf anywhere in a row makes it `False`.
 
     Args:
-        outputs: Float tensor of shape `(rows, K)`.
+        summary: The `RowSummary` of outputs of shape `(rows, num_columns)`.
         tolerance: Allowed distance of a row sum from one.
+        num_columns: The number of columns of the outputs.
 
     Returns:
         A boolean tensor of shape `(rows,)`.
+
+    Example:
+
+    >>> rows = keras.ops.convert_to_tensor([[0.25, 0.75], [0.5, 0.6], [-0.5, 1.5]])
+    >>> summary = summarise_rows(rows)
+    >>> keras.ops.convert_to_numpy(rows_look_like_probabilities(summary, 1e-3, 2)).tolist()
+    [True, False, False]
     """
-    in_unit_interval = ops.all(
-        ops.logical_and(ops.greater_equal(outputs, 0.0), ops.less_equal(outputs, 1.0)),
-        axis=-1,
-    )
-    if outputs.shape[-1] == 1:
-        return in_unit_interval
-    sums_to_one = ops.less_equal(ops.abs(ops.sum(outputs, axis=-1) - 1.0), tolerance)
+    in_unit_interval = rows_in_unit_interval(summary)
+    if num_columns == 1:
+        return ops.logical_and(in_unit_interval, finite_rows(summary))
+    # A NaN makes the sum NaN, and the comparison false.
+    sums_to_one = ops.less_equal(ops.abs(summary.total - 1.0), tolerance)
     return ops.logical_and(in_unit_interval, sums_to_one)
 
 

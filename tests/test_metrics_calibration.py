@@ -650,6 +650,17 @@ def test_nan_or_inf_in_predictions_is_rejected():
                 ExpectedCalibrationError(from_logits=from_logits).update_state([0, 1], y_pred)
 
 
+def test_finite_logits_whose_row_sum_overflows_are_measured_eagerly_and_compiled():
+    # Rows are checked from their sums and extremes: a sum that overflows
+    # to Inf on finite logits must not read as a non-finite row.
+    logits = np.array([[3e38, 3e38], [0.0, 2.0]], "float32")
+    metric = ExpectedCalibrationError(num_bins=5, from_logits=True)
+    for _ in range(3):
+        metric.update_state([0, 1], logits)
+    # Row 0: confidence 0.5, correct; row 1: confidence 0.881, correct.
+    assert float(metric.result()) == pytest.approx((0.5 + (1 - 0.8807971)) / 2, abs=1e-5)
+
+
 def test_rejected_batch_leaves_the_state_untouched():
     metric = ExpectedCalibrationError(num_bins=5)
     result_of(metric, [0], [[0.7, 0.3]])

@@ -141,9 +141,9 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
         ignored = ops.equal(labels, ignore_label)
         # An ignored row is not judged: its prediction may hold anything.
         label_is_valid = ops.logical_and(label_in_range, ops.logical_not(ignored))
-    finite = ops.all(ops.isfinite(outputs), axis=-1)
-    # One pass over the row: a NaN anywhere fails the comparisons too.
-    probability_rows = outputs_lib.rows_look_like_probabilities(outputs, tolerance)
+    summary = outputs_lib.summarise_rows(outputs)
+    finite = outputs_lib.finite_rows(summary)
+    probability_rows = outputs_lib.rows_look_like_probabilities(summary, tolerance, num_columns)
     judged = ops.logical_and(label_is_valid, finite)
     all_probabilities = ops.all(ops.logical_or(probability_rows, ops.logical_not(judged)))
 
@@ -152,15 +152,14 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
         is_logits = False
     elif from_logits is None:
         in_unit_interval = ops.all(
-            ops.logical_or(
-                ops.logical_and(ops.greater_equal(outputs, 0.0), ops.less_equal(outputs, 1.0)),
-                ops.logical_not(ops.expand_dims(judged, -1)),
-            )
+            ops.logical_or(outputs_lib.rows_in_unit_interval(summary), ops.logical_not(judged))
         )
         is_logits = ops.logical_not(all_probabilities)
         # Values in [0, 1] whose rows do not sum to one are neither (but
         # all-zero outputs are logits: a zero-initialised head).
-        any_nonzero = ops.any(ops.not_equal(outputs, 0.0))
+        any_nonzero = ops.any(
+            ops.logical_or(ops.not_equal(summary.minimum, 0.0), ops.not_equal(summary.maximum, 0.0))
+        )
         ambiguous = ops.logical_and(ops.logical_and(in_unit_interval, is_logits), any_nonzero)
     else:
         is_logits = bool(from_logits)
@@ -172,7 +171,6 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
             is_logits, ops.logical_and(finite, ops.logical_not(ambiguous)), probability_rows
         )
     valid = ops.logical_and(label_is_valid, prediction_is_valid)
-    probabilities = _probabilities(outputs, is_logits)
     probability_like = (
         from_logits is True and num_columns > 1
     ) and all_probabilities
@@ -193,6 +191,7 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
             warn_probability_like_logits()
         if not isinstance(is_logits, bool):
             is_logits = bool(ops.convert_to_numpy(is_logits))
+        probabilities = outputs_lib.probabilities(outputs, is_logits)
         if ignored is not None and bool(ops.convert_to_numpy(ops.any(ignored))):
             kept = ops.logical_not(ignored)
             labels = ops.cast(ops.where(kept, labels, 0), "int32")
@@ -218,6 +217,7 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
     )
     labels = ops.cast(ops.where(label_is_valid, labels, 0), "int32")
     weights = ops.where(valid, weights, 0.0)
+    probabilities = _read_as_detected(outputs_lib.probabilities, outputs, is_logits)
     return Batch(outputs, probabilities, is_logits, labels, weights, valid, problems)
 
 
@@ -225,25 +225,20 @@ def _count(mask):
     return ops.sum(ops.cast(mask, "float32"))
 
 
-def _probabilities(outputs, is_logits):
+def _read_as_detected(read, outputs, is_logits):
+    """`read(outputs, is_logits)`, for a traced `is_logits` too.
+
+    A compiled conditional runs one branch: the softmax of a batch read as
+    probabilities is never computed.
+    """
     if isinstance(is_logits, bool):
-        return outputs_lib.probabilities(outputs, is_logits)
-    return ops.where(
-        is_logits,
-        outputs_lib.probabilities(outputs, True),
-        outputs_lib.probabilities(outputs, False),
-    )
+        return read(outputs, is_logits)
+    return ops.cond(is_logits, lambda: read(outputs, True), lambda: read(outputs, False))
 
 
 def log_probabilities(batch):
     """Log class probabilities of a batch's rows, two columns for a sigmoid."""
-    if isinstance(batch.is_logits, bool):
-        return outputs_lib.log_probabilities(batch.outputs, batch.is_logits)
-    return ops.where(
-        batch.is_logits,
-        outputs_lib.log_probabilities(batch.outputs, True),
-        outputs_lib.log_probabilities(batch.outputs, False),
-    )
+    return _read_as_detected(outputs_lib.log_probabilities, batch.outputs, batch.is_logits)
 
 
 def where_valid(valid, values):
