@@ -61,6 +61,9 @@ def test_quick_reproduction_writes_tables_figures_and_resumes(
     ece = compare.measure(stored["test"], labels, num_bins=15, from_logits=True)["ece"]
     row = next(line for line in section.splitlines() if line.startswith("| plain training | no |"))
     assert row.split("|")[4].strip() == f"{ece:.4f}"
+    fits = [json.loads(path.read_text())["fit_seconds"]
+            for path in (folder / "runs" / "plain").glob("seed*.json")]
+    assert f"took {min(fits):.0f}-{max(fits):.0f} s" in section
     choices = json.loads((folder / "choices.json").read_text())
     assert choices["mc_dropout"]["value"] in (0.1, 0.3)
     assert all(nll is not None for nll in choices["mc_dropout"]["nll"].values())
