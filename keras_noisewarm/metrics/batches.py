@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from keras_noisewarm import outputs as outputs_lib
+from keras_noisewarm.backend import reductions
 from keras_noisewarm.backend.compilation import values_are_concrete
 
 # The kinds of input problems a metric counts inside compiled steps. The
@@ -63,11 +64,37 @@ WARNING_ONLY_PROBLEMS = ("probability_like_logits",)
 # The metrics whose problems have been reported: each warns once.
 _REPORTED_METRICS = weakref.WeakSet()
 
-Batch = collections.namedtuple(
-    "Batch",
-    ["outputs", "probabilities", "is_logits", "labels", "weights", "valid", "problems"],
-)
-Batch.__doc__ = """One batch as rows; see `prepare_batch`."""
+class Batch(collections.namedtuple(
+        "Batch", ["outputs", "is_logits", "labels", "weights", "valid", "problems"])):
+    """One batch as rows; see `prepare_batch`."""
+
+    __slots__ = ()
+
+    @property
+    def probabilities(self):
+        """Class probabilities of the rows, formed when read: `(rows, max(K, 2))`."""
+        return _read_as_detected(outputs_lib.probabilities, self.outputs, self.is_logits)
+
+
+def top_label(batch):
+    """Confidence and predicted class of each row of a batch.
+
+    The predicted class is the first index of the largest probability (as
+    argmax). When the reading is detected inside a compiled step, a
+    conditional picks one of the two readings and returns only the two
+    columns: a conditional that returned the whole probability tensor would
+    copy it, and stop its reductions from fusing.
+
+    Returns:
+        `(confidences, predicted)`, float32 and int32 tensors of shape `(rows,)`.
+    """
+    if isinstance(batch.is_logits, bool):
+        return reductions.top_label(batch.probabilities)
+    return ops.cond(
+        batch.is_logits,
+        lambda: reductions.top_label(outputs_lib.probabilities(batch.outputs, True)),
+        lambda: reductions.top_label(outputs_lib.probabilities(batch.outputs, False)),
+    )
 
 
 def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ignore_label=None):
@@ -88,7 +115,8 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
 
     Returns:
         A `Batch` of flat tensors: `outputs`, float32 `y_pred` as given, of
-        shape `(rows, columns)`; `probabilities` of shape `(rows, classes)`
+        shape `(rows, columns)`; `probabilities` of shape `(rows, classes)`,
+        formed when read
         (two classes for a sigmoid output); `is_logits`, how `y_pred` was
         read (a Python bool, or a scalar boolean tensor when detected inside
         a compiled step); int32 `labels` of shape `(rows,)` (0 where
@@ -191,17 +219,16 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
             warn_probability_like_logits()
         if not isinstance(is_logits, bool):
             is_logits = bool(ops.convert_to_numpy(is_logits))
-        probabilities = outputs_lib.probabilities(outputs, is_logits)
         if ignored is not None and bool(ops.convert_to_numpy(ops.any(ignored))):
             kept = ops.logical_not(ignored)
             labels = ops.cast(ops.where(kept, labels, 0), "int32")
-            return Batch(outputs, probabilities, is_logits, labels,
+            return Batch(outputs, is_logits, labels,
                          ops.where(kept, weights, 0.0), kept, None)
         # Every row is valid: no masking needed. (Eager ops cost tens of
         # microseconds each in a torch training step.)
         if keras.backend.standardize_dtype(labels.dtype) != "int32":
             labels = ops.cast(labels, "int32")
-        return Batch(outputs, probabilities, is_logits, labels, weights, None, None)
+        return Batch(outputs, is_logits, labels, weights, None, None)
 
     not_valid = ops.logical_not(valid)
     problems = ops.stack(
@@ -217,8 +244,7 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
     )
     labels = ops.cast(ops.where(label_is_valid, labels, 0), "int32")
     weights = ops.where(valid, weights, 0.0)
-    probabilities = _read_as_detected(outputs_lib.probabilities, outputs, is_logits)
-    return Batch(outputs, probabilities, is_logits, labels, weights, valid, problems)
+    return Batch(outputs, is_logits, labels, weights, valid, problems)
 
 
 def _count(mask):

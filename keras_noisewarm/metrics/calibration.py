@@ -288,8 +288,9 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
         self.bin_confidence = bin_confidence
 
     def _histogram_entries(self, batch):
-        probabilities, labels = batch.probabilities, batch.labels
+        labels = batch.labels
         if self.binary_confidence == "positive_class":
+            probabilities = batch.probabilities
             if probabilities.shape[-1] != 2:
                 raise ValueError(
                     "binary_confidence='positive_class' needs a binary model: "
@@ -300,7 +301,7 @@ class _TopLabelCalibrationError(_BinnedCalibrationError):
             confidences = ops.take(probabilities, 1, axis=-1)
             correct = ops.equal(labels, 1)
         else:
-            confidences, predicted = top_label(probabilities)
+            confidences, predicted = batches.top_label(batch)
             correct = ops.equal(predicted, labels)
         # Invalid rows weigh 0, but a NaN confidence would still poison the
         # sums (0 * NaN is NaN).

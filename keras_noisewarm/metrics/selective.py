@@ -31,7 +31,6 @@ from keras import ops
 
 from keras_noisewarm import validation
 from keras_noisewarm.backend.reductions import bin_sums
-from keras_noisewarm.backend.reductions import top_label
 from keras_noisewarm.metrics import batches
 
 DEFAULT_NUM_BINS = 10_000
@@ -112,7 +111,7 @@ class _RiskCoverageHistogram(keras.metrics.Metric):
         batch = batches.prepare_batch(y_true, y_pred, sample_weight,
                                       from_logits=self.from_logits,
                                       sparse_y_true=self.sparse_y_true)
-        confidences, predicted = top_label(batch.probabilities)
+        confidences, predicted = batches.top_label(batch)
         confidences = batches.where_valid(batch.valid, confidences)
         errors = ops.cast(ops.not_equal(predicted, batch.labels), "float32")
         interior_edges = ops.convert_to_tensor(_uniform_edges(self.num_bins)[1:-1],
