@@ -64,6 +64,7 @@ WARNING_ONLY_PROBLEMS = ("probability_like_logits",)
 # The metrics whose problems have been reported: each warns once.
 _REPORTED_METRICS = weakref.WeakSet()
 
+
 class Batch(collections.namedtuple(
         "Batch", ["outputs", "is_logits", "labels", "weights", "valid", "problems"])):
     """One batch as rows; see `prepare_batch`."""
@@ -115,9 +116,8 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
 
     Returns:
         A `Batch` of flat tensors: `outputs`, float32 `y_pred` as given, of
-        shape `(rows, columns)`; `probabilities` of shape `(rows, classes)`,
-        formed when read
-        (two classes for a sigmoid output); `is_logits`, how `y_pred` was
+        shape `(rows, columns)`; `probabilities` of shape `(rows, classes)`
+        (two classes for a sigmoid output), formed when read; `is_logits`, how `y_pred` was
         read (a Python bool, or a scalar boolean tensor when detected inside
         a compiled step); int32 `labels` of shape `(rows,)` (0 where
         invalid or ignored); float32 `weights` of shape `(rows,)` (0 where
