@@ -81,21 +81,18 @@ def top_label(batch):
     """Confidence and predicted class of each row of a batch.
 
     The predicted class is the first index of the largest probability (as
-    argmax). When the reading is detected inside a compiled step, a
-    conditional picks one of the two readings and returns only the two
-    columns: a conditional that returned the whole probability tensor would
-    copy it, and stop its reductions from fusing.
+    argmax). When the reading is detected inside a compiled step, the
+    conditional returns only these two columns: one that returned the whole
+    probability tensor would copy it, and stop its reductions from fusing.
 
     Returns:
         `(confidences, predicted)`, float32 and int32 tensors of shape `(rows,)`.
     """
-    if isinstance(batch.is_logits, bool):
-        return reductions.top_label(batch.probabilities)
-    return ops.cond(
-        batch.is_logits,
-        lambda: reductions.top_label(outputs_lib.probabilities(batch.outputs, True)),
-        lambda: reductions.top_label(outputs_lib.probabilities(batch.outputs, False)),
-    )
+    return _read_as_detected(_top_label_of_outputs, batch.outputs, batch.is_logits)
+
+
+def _top_label_of_outputs(outputs, from_logits):
+    return reductions.top_label(outputs_lib.probabilities(outputs, from_logits))
 
 
 def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ignore_label=None):
@@ -117,9 +114,9 @@ def prepare_batch(y_true, y_pred, sample_weight, from_logits, sparse_y_true, ign
     Returns:
         A `Batch` of flat tensors: `outputs`, float32 `y_pred` as given, of
         shape `(rows, columns)`; `probabilities` of shape `(rows, classes)`
-        (two classes for a sigmoid output), formed when read; `is_logits`, how `y_pred` was
-        read (a Python bool, or a scalar boolean tensor when detected inside
-        a compiled step); int32 `labels` of shape `(rows,)` (0 where
+        (two classes for a sigmoid output), formed when read; `is_logits`,
+        how `y_pred` was read (a Python bool, or a scalar boolean tensor when
+        detected inside a compiled step); int32 `labels` of shape `(rows,)` (0 where
         invalid or ignored); float32 `weights` of shape `(rows,)` (0 where
         invalid or ignored); `valid`, a boolean `(rows,)` mask of the rows
         that are measured, `None` when values are concrete and no row is
