@@ -24,6 +24,10 @@ _DISPLAY_NAMES = {
     calibration.ExpectedCalibrationError: "ECE",
 }
 
+# Axis titles of the numbers that `shift.evaluate_shift` reports.
+_SHIFT_AXIS_TITLES = {"ece": "ECE", "nll": "NLL", "brier": "Brier score",
+                      "accuracy": "accuracy"}
+
 
 def _filled_metric(metric, y_true, y_pred, sample_weight, metric_kwargs):
     if metric is not None:
@@ -486,8 +490,9 @@ def shift_boxplot(rows, metric="ece", ax=None, title=None):
     ax.set_xticks(np.arange(len(severities)),
                   ["clean" if severity == 0 else str(severity) for severity in severities])
     ax.set_xlabel("corruption severity")
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} under increasing shift")
+    axis_title = _SHIFT_AXIS_TITLES.get(metric, metric)
+    ax.set_ylabel(axis_title)
+    ax.set_title(title or f"{axis_title} under increasing shift")
     ax.grid(alpha=0.3, axis="y")
     if len(groups) > 1 or None not in groups:
         ax.legend(fontsize=8)

@@ -67,6 +67,10 @@ QUICK_SEEDS = (0, 1)
 MEMBER_SEED_STRIDE = 100
 # The seed of the networks that choose the hyper-parameters, apart from all others.
 TUNING_SEED = 1000
+# The seed of the networks trained only to time the methods.
+TIMING_SEED = 2000
+TIMING_ROUNDS = 3
+TIMING_FILE = "training_time.json"
 HOLDOUT = (15_000, 20_000)
 NUM_BINS = runs.NUM_BINS
 PREDICT_BATCH_SIZE = 1000
@@ -278,6 +282,28 @@ def _loss(method, value):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def build_method_model(setting, task, method, value, run_eagerly=False):
+    """A fresh compiled network of `method` (its weights from Keras's global seed)."""
+    model = models.build_model(
+        setting.architecture, task.input_shape, task.num_classes, setting.depth,
+        setting.width, seed=None, dropout_rate=value if method == "mc_dropout" else None,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(setting.learning_rate),
+                  loss=_loss(method, value), run_eagerly=run_eagerly)
+    return model
+
+
+def training_data(setting, task, method, value):
+    """`(train_data, fit_kwargs)` of `method`: `train_data` is `(x, y)` or a `PyDataset`."""
+    one_hot = keras.utils.to_categorical(task.y_train, task.num_classes).astype("float32")
+    fit_kwargs = {"epochs": setting.epochs}
+    if method == "mixup":
+        return MixupBatches(task.x_train, one_hot, setting.batch_size, value), fit_kwargs
+    fit_kwargs.update(batch_size=setting.batch_size, shuffle=True)
+    labels = one_hot if method in ("label_smoothing", "focal") else task.y_train
+    return (task.x_train, labels), fit_kwargs
+
+
 def train_method(setting, task, folder, method, value, seeds, arms=ARMS, validation=None,
                  ood=True, keep_models=True, verbose=0, run_eagerly=False):
     """Trains (or resumes) one method over `seeds` with `compare_warmup`.
@@ -288,29 +314,13 @@ def train_method(setting, task, folder, method, value, seeds, arms=ARMS, validat
     Returns:
         The `keras_noisewarm.compare.WarmupComparison`.
     """
-
-    def build_model():
-        model = models.build_model(
-            setting.architecture, task.input_shape, task.num_classes, setting.depth,
-            setting.width, seed=None, dropout_rate=value if method == "mc_dropout" else None,
-        )
-        model.compile(optimizer=keras.optimizers.Adam(setting.learning_rate),
-                      loss=_loss(method, value), run_eagerly=run_eagerly)
-        return model
-
-    one_hot = keras.utils.to_categorical(task.y_train, task.num_classes).astype("float32")
-    fit_kwargs = {"epochs": setting.epochs}
-    if method == "mixup":
-        train_data = MixupBatches(task.x_train, one_hot, setting.batch_size, value)
-    else:
-        fit_kwargs.update(batch_size=setting.batch_size, shuffle=True)
-        labels = one_hot if method in ("label_smoothing", "focal") else task.y_train
-        train_data = (task.x_train, labels)
+    train_data, fit_kwargs = training_data(setting, task, method, value)
     validation = validation or (task.x_test, task.y_test)
     name = run_name(method, value)
     directory = folder / ("tuning" if validation[0] is not task.x_test else "runs") / name
     return compare.compare_warmup(
-        build_model, train_data, validation,
+        lambda: build_method_model(setting, task, method, value, run_eagerly),
+        train_data, validation,
         ood_data=task.x_ood if ood else None,
         seeds=tuple(seeds), warmup=setting.warmup(), fit_kwargs=fit_kwargs,
         directory=directory, warmup_directory=folder, arms=arms, num_bins=NUM_BINS,
@@ -318,6 +328,78 @@ def train_method(setting, task, folder, method, value, seeds, arms=ARMS, validat
                  validation="test" if validation[0] is task.x_test else "holdout"),
         verbose=verbose, keep_models=keep_models,
     )
+
+
+def time_training(setting, task, values, rounds, run_eagerly=False, verbose=0):
+    """Wall time of training each method and of the warm-up, side by side.
+
+    The stored runs were made hours apart, some beside other work, so their
+    wall times do not compare. This trains every method afresh in this
+    process, one after another, `rounds` times (each round starting one
+    method later, so that no method always runs first), without validation;
+    after each plain `fit` it also times what temperature scaling adds
+    (predicting the held-out images, fitting T), and it times the warm-up
+    of a fresh plain network on its own.
+
+    Args:
+        values: `{method: hyper-parameter or None}` of `TRAINED_METHODS`.
+
+    Returns:
+        `{"fit": {method: [seconds per round]}, "temperature": [...],
+        "warmup": [...], "load_average": [before, after]}`.
+    """
+    jobs = list(TRAINED_METHODS) + ["warmup"]
+    timings = {"fit": {method: [] for method in TRAINED_METHODS}, "temperature": [],
+               "warmup": [], "rounds": rounds, "load_average": [os.getloadavg()[0]]}
+    for round_index in range(rounds):
+        shift_by = round_index % len(jobs)
+        for job in jobs[shift_by:] + jobs[:shift_by]:
+            keras.utils.set_random_seed(TIMING_SEED + round_index)
+            if job == "warmup":
+                model = build_method_model(setting, task, "plain", None, run_eagerly)
+                start = time.perf_counter()
+                setting.warmup().run(model)
+                seconds = time.perf_counter() - start
+                timings["warmup"].append(seconds)
+            else:
+                model = build_method_model(setting, task, job, values[job], run_eagerly)
+                train_data, fit_kwargs = training_data(setting, task, job, values[job])
+                start = time.perf_counter()
+                if isinstance(train_data, tuple):
+                    model.fit(*train_data, verbose=0, **fit_kwargs)
+                else:
+                    model.fit(train_data, verbose=0, **fit_kwargs)
+                seconds = time.perf_counter() - start
+                timings["fit"][job].append(seconds)
+            if job == "plain":
+                start = time.perf_counter()
+                posthoc.fit_temperature(_predict(model, task.x_holdout), task.y_holdout,
+                                        from_logits=True)
+                timings["temperature"].append(time.perf_counter() - start)
+            if verbose:
+                print(f"timing round {round_index + 1}/{rounds}: {job} {seconds:.1f} s",
+                      flush=True)
+    timings["load_average"].append(os.getloadavg()[0])
+    return timings
+
+
+def relative_costs(timings, ensemble_size):
+    """`{method: {arm: training time / plain fit}}` from `time_training`'s medians.
+
+    Temperature scaling costs a plain fit plus its own step; the ensemble
+    trains `ensemble_size` plain networks (each warmed up in the warm-up
+    arm); MC dropout's extra test-time passes are not training and are
+    counted apart.
+    """
+    fits = {method: _median(seconds) for method, seconds in timings["fit"].items()}
+    warmup = _median(timings["warmup"])
+    seconds = {method: fits[method] for method in TRAINED_METHODS}
+    seconds["temperature"] = fits["plain"] + _median(timings["temperature"])
+    seconds["ensemble"] = ensemble_size * fits["plain"]
+    members = {method: ensemble_size if method == "ensemble" else 1 for method in seconds}
+    return {method: {"baseline": value / fits["plain"],
+                     "warmup": (value + members[method] * warmup) / fits["plain"]}
+            for method, value in seconds.items()}
 
 
 def mc_dropout_outputs(model, inputs, samples, batch_size=PREDICT_BATCH_SIZE, chunk=2000):
@@ -453,8 +535,9 @@ def train(context, architecture):
     (folder / "choices.json").write_text(json.dumps(choices, indent=1))
     _, shifted = shifted_inputs(task, setting)
     seeds = seeds_of(context)
+    values = chosen_values(choices)
     for method in TRAINED_METHODS:
-        value = choices[method]["value"] if method in choices else None
+        value = values[method]
         method_seeds = list(seeds)
         if method == "plain":
             method_seeds += [member for seed in seeds for member in member_seeds(seed, setting)
@@ -468,6 +551,18 @@ def train(context, architecture):
                 save_outputs(outputs_path(folder, method, value, seed, arm), comparison, method,
                              seed, arm, task, shifted, setting,
                              with_holdout=method == "plain" and seed in seeds)
+    timing_path = folder / TIMING_FILE
+    if not timing_path.is_file():
+        timings = time_training(setting, task, values, 1 if context.quick else TIMING_ROUNDS,
+                                run_eagerly=context.quick, verbose=verbose)
+        timings["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        timing_path.write_text(json.dumps(timings, indent=1))
+
+
+def chosen_values(choices):
+    """`{method: its chosen hyper-parameter, or None}` of every trained method."""
+    return {method: choices[method]["value"] if method in choices else None
+            for method in TRAINED_METHODS}
 
 
 def outputs_path(folder, method, value, seed, arm):
@@ -547,13 +642,6 @@ def measure_outputs(arrays, test_labels, shift_labels, set_names):
     return result
 
 
-def _training_seconds(run, arm):
-    seconds = run["fit_seconds"]
-    if arm == "warmup":
-        seconds += run["warmup_run_seconds"]
-    return seconds
-
-
 def measure_architecture(context, architecture):
     """Every method's numbers: `{method: {arm: [result per seed]}}`, and more.
 
@@ -573,8 +661,7 @@ def measure_architecture(context, architecture):
     test_labels = task.y_test
     shift_labels = task.y_test[:setting.shift_size]
     seeds = seeds_of(context)
-    values = {method: choices[method]["value"] if method in choices else None
-              for method in TRAINED_METHODS}
+    values = chosen_values(choices)
 
     def run_record(method, seed, arm):
         directory = folder / "runs" / run_name(method, values[method])
@@ -589,33 +676,18 @@ def measure_architecture(context, architecture):
     for seed in seeds:
         for arm in ARMS:
             plain = outputs("plain", seed, arm)
-            plain_seconds = _training_seconds(run_record("plain", seed, "baseline"), "baseline")
-            per_method = {}
-            for method in TRAINED_METHODS:
-                arrays = plain if method == "plain" else outputs(method, seed, arm)
-                record = run_record(method, seed, arm)
-                per_method[method] = (arrays, _training_seconds(record, arm), 1)
-            fit_start = time.perf_counter()
+            per_method = {method: plain if method == "plain" else outputs(method, seed, arm)
+                          for method in TRAINED_METHODS}
             temperature = posthoc.fit_temperature(plain["holdout"], task.y_holdout,
                                                   from_logits=True)
-            fit_seconds = time.perf_counter() - fit_start
             temperatures[arm].append(temperature)
-            per_method["temperature"] = (
-                _scaled(plain, temperature),
-                per_method["plain"][1] + float(plain["holdout_seconds"]) + fit_seconds, 1)
-            members = member_seeds(seed, setting)
-            per_method["ensemble"] = (
-                _ensemble([outputs("plain", member, arm) for member in members]),
-                sum(_training_seconds(run_record("plain", member, arm), arm) for member in members),
-                len(members))
-            per_method["mc_dropout"] = per_method["mc_dropout"][:2] + (setting.mc_samples,)
-            for method, (arrays, seconds, passes) in per_method.items():
+            per_method["temperature"] = _scaled(plain, temperature)
+            per_method["ensemble"] = _ensemble([outputs("plain", member, arm)
+                                                for member in member_seeds(seed, setting)])
+            for method, arrays in per_method.items():
                 result = measure_outputs(arrays, test_labels, shift_labels, set_names)
-                result["seed"], result["training_seconds"] = seed, seconds
-                result["relative_cost"] = seconds / plain_seconds
-                result["passes"] = passes
+                result["seed"] = seed
                 results[method][arm].append(result)
-    plain_fit_seconds = []
     for method in TRAINED_METHODS:
         method_seeds = set(seeds)
         if method == "plain":
@@ -625,8 +697,7 @@ def measure_architecture(context, architecture):
                 record = run_record(method, seed, arm)
                 compute_seconds += record["seconds"]
                 compute_seconds += float(outputs(method, seed, arm)["seconds"])
-                if method == "plain":
-                    plain_fit_seconds.append(record["fit_seconds"])
+    timings = json.loads((folder / TIMING_FILE).read_text())
     noise_confidence = [
         (run_record("plain", seed, "warmup").get("noise_confidence_before"),
          run_record("plain", seed, "warmup").get("noise_confidence_after")) for seed in seeds]
@@ -634,7 +705,10 @@ def measure_architecture(context, architecture):
             "compute_minutes": compute_seconds / 60, "backend": backend,
             "noise_confidence": noise_confidence, "num_sets": len(set_names),
             "num_ood": len(task.x_ood), "test_labels": test_labels, "folder": folder,
-            "values": values, "plain_fit_seconds": plain_fit_seconds}
+            "values": values, "timings": timings,
+            "costs": relative_costs(timings, setting.ensemble_size),
+            "passes": dict({method: 1 for method, _ in METHODS}, ensemble=setting.ensemble_size,
+                           mc_dropout=setting.mc_samples)}
     return results, info
 
 
@@ -676,10 +750,13 @@ def reproduce(context):
         "softmax probability); the first test images (see each setting) under every "
         "corruption of `keras_noisewarm.shift` at each of its severities (*ECE under shift*, *accuracy under "
         "shift*: means over every corruption and severity). Training time: wall time of "
-        "the warm-up and of `fit` (the ensemble: of all its members; temperature scaling: "
-        "plus predicting the held-out images and fitting T) over the plain network's of "
-        "the same seed, median over seeds; the runs of a seed were made at different "
-        "times on a shared machine, so the ratios carry the machine's load too.",
+        "the warm-up and of `fit` over that of plain training's `fit`, each the median of "
+        "rounds in which every method was trained afresh one after another in one process "
+        "(`paper.alternatives.time_training`; the stored runs were made hours apart under "
+        "different loads, so their own wall times do not compare). The ensemble trains "
+        "all its members (and warms each up); temperature scaling adds predicting the "
+        "held-out images and fitting T; MC dropout's extra cost is at test time (its "
+        "passes column).",
         "",
     ]
     for architecture in ARCHITECTURES:
@@ -729,10 +806,7 @@ def _architecture_section(context, architecture, results, info):
         f"{setting.ood} images; shift: the first {setting.shift_size:,} test images under "
         f"{len(setting.corruptions)} corruptions x {len(setting.severities)} severities. "
         f"Training and predicting took {info['compute_minutes']:.0f} minutes in all (sum "
-        "of the stored runs). The stored `fit`s of plain training, which all train the "
-        f"same network alike, took {min(info['plain_fit_seconds']):.0f}-"
-        f"{max(info['plain_fit_seconds']):.0f} s: the training-time column divides wall "
-        "times of runs made under different loads, and reads no closer than that spread.",
+        f"of the stored runs). {timing_text(info['timings'])}",
         "",
     ]
     before = [value for value, _ in info["noise_confidence"] if value is not None]
@@ -741,19 +815,13 @@ def _architecture_section(context, architecture, results, info):
         lines += [f"Mean confidence on fresh noise: {np.median(before):.3f} before the "
                   f"warm-up, {np.median(after):.3f} after (median over seeds; chance 0.100).",
                   ""]
-    choice_text = []
-    for method, choice in info["choices"].items():
-        if len(choice["nll"]) == 1:
-            choice_text.append(f"{METHOD_TITLES[method]} {choice['name']} = "
-                               f"{choice['value']:g} (the only candidate)")
-            continue
-        scores = ", ".join(f"{value}: {nll:.4f}" for value, nll in choice["nll"].items())
-        choice_text.append(f"{METHOD_TITLES[method]} {choice['name']} = {choice['value']:g} "
-                           f"(held-out NLL {scores})")
+    grids = {method: candidates for method, _, candidates in setting.grids}
+    chosen = [choice_text(method, choice, grids[method])
+             for method, choice in info["choices"].items()]
     temperatures = {arm: np.median(info["temperatures"][arm]) for arm in ARMS}
     lines += [
         "Hyper-parameters, chosen by the held-out NLL of one network without warm-up (seed "
-        f"{TUNING_SEED}) on the held-out training images: " + "; ".join(choice_text) + ". "
+        f"{TUNING_SEED}) on the held-out training images: " + "; ".join(chosen) + ". "
         f"Fitted temperatures: median {temperatures['baseline']:.3f} without warm-up, "
         f"{temperatures['warmup']:.3f} with it.",
         "",
@@ -765,9 +833,9 @@ def _architecture_section(context, architecture, results, info):
         for arm in ARMS:
             arm_results = results[method][arm]
             cells = [f"{_median([r[name] for r in arm_results]):.4f}" for name, _, _ in METRICS]
-            cost = _median([r["relative_cost"] for r in arm_results])
+            cost = info["costs"][method][arm]
             lines.append(f"| {method_title} | {'yes' if arm == 'warmup' else 'no'} | "
-                         + " | ".join(cells) + f" | {cost:.2f}x | {arm_results[0]['passes']} |")
+                         + " | ".join(cells) + f" | {cost:.2f}x | {info['passes'][method]} |")
     lines += [
         "",
         f"Medians over {len(seeds)} seeds. Quartiles of every number are in the comparisons "
@@ -818,6 +886,33 @@ def _architecture_section(context, architecture, results, info):
                          + " | ".join(cells) + " |")
     lines.append("")
     return lines
+
+
+def timing_text(timings):
+    """One sentence on how the training-time column was measured."""
+    plain = timings["fit"]["plain"]
+    spread = ", ".join(
+        f"{METHOD_TITLES[method]} {min(seconds):.1f}-{max(seconds):.1f}"
+        for method, seconds in timings["fit"].items())
+    return (f"Training times: {timings['rounds']} side-by-side round(s) on {timings['date']} "
+            f"(1-minute load average {timings['load_average'][0]:.1f} before, "
+            f"{timings['load_average'][1]:.1f} after); `fit` took (s, min-max over rounds) "
+            f"{spread}; the warm-up {min(timings['warmup']):.1f}-{max(timings['warmup']):.1f}; "
+            f"plain training's median `fit`, the unit of the column: {_median(plain):.1f} s.")
+
+
+def choice_text(method, choice, candidates):
+    """The chosen hyper-parameter, its held-out NLLs, and whether it lies at a grid end."""
+    title = f"{METHOD_TITLES[method]} {choice['name']} = {choice['value']:g}"
+    if len(candidates) == 1:
+        return f"{title} (the only candidate)"
+    scores = ", ".join(f"{value}: {nll:.4f}" for value, nll in choice["nll"].items())
+    end = ""
+    if choice["value"] == min(candidates):
+        end = "; the weakest candidate, so a weaker one might do better still"
+    elif choice["value"] == max(candidates):
+        end = "; the strongest candidate, so a stronger one might do better still"
+    return f"{title} (held-out NLL {scores}{end})"
 
 
 def _comparison_header():

@@ -207,6 +207,7 @@ def test_evaluate_shift_measures_every_corruption_and_severity(images):
     assert same[0]["ece"] == pytest.approx(rows[1]["ece"])
     figure = plot.shift_boxplot({"model": rows, "again": rows}, metric="ece")
     assert len(figure.axes[0].get_xticklabels()) == 3
+    assert figure.axes[0].get_ylabel() == "ECE"
     plot.pyplot().close(figure)
     with pytest.raises(ValueError, match="labels"):
         shift.evaluate_shift(model, images, labels[:3])

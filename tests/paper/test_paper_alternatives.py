@@ -61,9 +61,15 @@ def test_quick_reproduction_writes_tables_figures_and_resumes(
     ece = compare.measure(stored["test"], labels, num_bins=15, from_logits=True)["ece"]
     row = next(line for line in section.splitlines() if line.startswith("| plain training | no |"))
     assert row.split("|")[4].strip() == f"{ece:.4f}"
-    fits = [json.loads(path.read_text())["fit_seconds"]
-            for path in (folder / "runs" / "plain").glob("seed*.json")]
-    assert f"took {min(fits):.0f}-{max(fits):.0f} s" in section
+    # The training-time column comes from the side-by-side timing round.
+    timings = json.loads((folder / alternatives.TIMING_FILE).read_text())
+    assert all(len(seconds) == 1 and seconds[0] > 0 for seconds in timings["fit"].values())
+    plain_fit, warmup = timings["fit"]["plain"][0], timings["warmup"][0]
+    plain_rows = [line.split("|") for line in section.splitlines()
+                  if line.startswith("| plain training |")][:2]  # the first table's
+    assert [row[-3].strip() for row in plain_rows] == [
+        "1.00x", f"{(plain_fit + warmup) / plain_fit:.2f}x"]
+    assert f"the unit of the column: {plain_fit:.1f} s" in section
     choices = json.loads((folder / "choices.json").read_text())
     assert choices["mc_dropout"]["value"] in (0.1, 0.3)
     assert all(nll is not None for nll in choices["mc_dropout"]["nll"].values())
@@ -122,6 +128,28 @@ def test_mc_dropout_outputs_average_stochastic_passes():
     # average is closer to another average than to one pass.
     again = np.exp(alternatives.mc_dropout_outputs(model, inputs, samples=20))
     assert np.abs(probabilities - again).mean() < np.abs(probabilities - single).mean()
+
+
+def test_relative_costs_add_the_warmup_per_network_trained():
+    timings = {"fit": {"plain": [9.0, 10.0, 30.0], "label_smoothing": [11.0, 12.0, 13.0],
+                       "focal": [10.0] * 3, "mixup": [20.0] * 3, "mc_dropout": [15.0] * 3},
+               "temperature": [0.5, 1.0, 1.5], "warmup": [4.0, 5.0, 6.0]}
+    costs = alternatives.relative_costs(timings, ensemble_size=3)
+    assert costs["plain"] == pytest.approx({"baseline": 1.0, "warmup": 1.5})
+    assert costs["label_smoothing"] == pytest.approx({"baseline": 1.2, "warmup": 1.7})
+    assert costs["mixup"]["baseline"] == pytest.approx(2.0)
+    assert costs["temperature"] == pytest.approx({"baseline": 1.1, "warmup": 1.6})
+    # Each of the three members is trained, and warmed up, on its own.
+    assert costs["ensemble"] == pytest.approx({"baseline": 3.0, "warmup": 4.5})
+
+
+def test_choices_at_a_grid_end_are_flagged():
+    choice = {"name": "gamma", "value": 1.0, "nll": {"1": 1.8, "2": 1.9}}
+    assert "weakest candidate" in alternatives.choice_text("focal", choice, (1.0, 2.0))
+    choice = dict(choice, value=2.0)
+    assert "strongest candidate" in alternatives.choice_text("focal", choice, (1.0, 2.0))
+    middle = alternatives.choice_text("focal", choice, (1.0, 2.0, 3.0))
+    assert "candidate" not in middle and "gamma = 2 (held-out NLL 1: 1.8000" in middle
 
 
 def test_ensemble_members_and_outcomes():
