@@ -165,6 +165,35 @@ def test_top_label_is_the_maximum_and_the_first_index_of_it_like_numpy_argmax(nu
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(confidences), probabilities.max(axis=-1))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("num_classes", [2, 10, 1000])
+def test_detected_top_label_reads_logits_and_probabilities_like_numpy(num_classes, compiled):
+    rng = np.random.default_rng(num_classes)
+    logits = (3 * rng.normal(size=(300, num_classes))).astype("float32")
+    logits[:50, 0] = logits[:50, 1] = logits[:50].max(axis=-1)  # ties: the first index wins
+    probabilities = tied_probabilities(seed=num_classes, num_rows=300, num_classes=num_classes)
+    traced = []
+
+    def read(outputs):
+        traced.append(not backend.values_are_concrete(outputs))
+        in_unit_interval = keras.ops.logical_and(outputs >= 0.0, outputs <= 1.0)
+        return backend.detected_top_label(outputs, keras.ops.logical_not(
+            keras.ops.all(in_unit_interval)))
+
+    if compiled:
+        read = backend.compile_repeated_calls(("test detected_top_label", num_classes), read)
+        read(keras.ops.convert_to_tensor(logits))
+    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=-1, keepdims=True))
+    softmax = shifted / shifted.sum(axis=-1, keepdims=True)
+    for outputs, expected in ((logits, softmax), (probabilities, probabilities)):
+        confidences, predicted = read(keras.ops.convert_to_tensor(outputs))
+        assert traced[-1] == (compiled and COMPILES)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(predicted),
+                                      expected.argmax(axis=-1))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(confidences),
+                                   expected.max(axis=-1), rtol=1e-6)
+
+
 @pytest.mark.parametrize("num_classes", [2, 32, 1000])
 def test_arithmetic_first_maximum_index_equals_argmax_without_comparisons(num_classes):
     # The comparison-free index that the JAX backend uses from 32 classes

@@ -17,6 +17,7 @@ from keras_noisewarm.backend.export import exports_in_process
 from keras_noisewarm.backend.gradients import gradients
 from keras_noisewarm.backend.gradients import input_gradient
 from keras_noisewarm.backend.reductions import bin_sums
+from keras_noisewarm.backend.reductions import detected_top_label
 from keras_noisewarm.backend.reductions import top_label
 from keras_noisewarm.backend.replicas import replica_share
 from keras_noisewarm.backend.replicas import replicas_in_sync

@@ -13,6 +13,9 @@ ties as `argmax` does:
   inside XLA top_k is the slowest of the three and the mask the fastest for
   wide rows.
 - PyTorch: `torch.max(dim=-1)`, one pass for values and indices.
+
+`detected_top_label` does the same for a batch that may be logits, decided
+inside a compiled step.
 - JAX: compiled with `jax.jit`. XLA's CPU argmax is a variadic reduction
   that does not vectorise; so is any reduction over a comparison or
   `where`. For wide rows the first index of the maximum is found with
@@ -64,6 +67,42 @@ def top_label(probabilities):
     return ops.max(probabilities, axis=-1), ops.cast(
         ops.argmax(probabilities, axis=-1), "int32"
     )
+
+
+def detected_top_label(outputs, is_logits):
+    """`top_label` of the softmax of `outputs` if `is_logits`, else of `outputs`.
+
+    For a batch whose reading is detected inside a compiled step.
+
+    Args:
+        outputs: Float tensor of shape `(rows, classes)`, at least 2 classes.
+        is_logits: Traced boolean scalar: whether `outputs` are logits.
+
+    Returns:
+        `(confidences, predicted)` as `top_label` returns them.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return _tensorflow_detected_top_label(outputs, is_logits)
+    # A conditional over the two returned columns only: one that returned the
+    # probabilities would copy the whole tensor and stop its reductions from
+    # fusing.
+    return ops.cond(is_logits, lambda: top_label(ops.softmax(outputs, axis=-1)),
+                    lambda: top_label(outputs))
+
+
+def _tensorflow_detected_top_label(outputs, is_logits):
+    # Under XLA the row reductions ran at half their speed inside a
+    # conditional (docs/BENCHMARKS.md, section 4), so they stay outside it:
+    # softmax keeps each row's order, so the class is that of `outputs`
+    # either way, and the largest softmax probability of a row of logits is
+    # 1 / sum(exp(outputs - maximum)); only that sum is conditional.
+    maximum, predicted = _tensorflow_top_label(outputs)
+    confidences = ops.cond(
+        is_logits,
+        lambda: 1.0 / ops.sum(ops.exp(outputs - ops.expand_dims(maximum, -1)), axis=-1),
+        lambda: maximum,
+    )
+    return confidences, predicted
 
 
 def _tensorflow_top_label(probabilities):

@@ -81,14 +81,15 @@ def top_label(batch):
     """Confidence and predicted class of each row of a batch.
 
     The predicted class is the first index of the largest probability (as
-    argmax). When the reading is detected inside a compiled step, the
-    conditional returns only these two columns: one that returned the whole
-    probability tensor would copy it, and stop its reductions from fusing.
+    argmax). A reading detected inside a compiled step goes to
+    `reductions.detected_top_label`, which never forms the probabilities.
 
     Returns:
         `(confidences, predicted)`, float32 and int32 tensors of shape `(rows,)`.
     """
-    return _read_as_detected(_top_label_of_outputs, batch.outputs, batch.is_logits)
+    if isinstance(batch.is_logits, bool) or batch.outputs.shape[-1] == 1:
+        return _read_as_detected(_top_label_of_outputs, batch.outputs, batch.is_logits)
+    return reductions.detected_top_label(batch.outputs, batch.is_logits)
 
 
 def _top_label_of_outputs(outputs, from_logits):
