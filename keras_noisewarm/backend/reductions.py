@@ -13,18 +13,20 @@ ties as `argmax` does:
   inside XLA top_k is the slowest of the three and the mask the fastest for
   wide rows.
 - PyTorch: `torch.max(dim=-1)`, one pass for values and indices.
-
-`detected_top_label` does the same for a batch that may be logits, decided
-inside a compiled step.
 - JAX: compiled with `jax.jit`. XLA's CPU argmax is a variadic reduction
   that does not vectorise; so is any reduction over a comparison or
   `where`. For wide rows the first index of the maximum is found with
   arithmetic only, which XLA does vectorise: see `_first_maximum_index`.
   For narrow rows argmax is faster.
 
-The -0.0 workaround does not matter here: the rows are probabilities, whose
-maximum is at least `1 / num_classes`, so the sign of a zero never decides
-which entry is largest.
+`detected_top_label` does the same for a batch that may be logits, decided
+inside a compiled step.
+
+The -0.0 workaround does not matter here: probabilities have a maximum of
+at least `1 / num_classes`, so the sign of a zero never decides which entry
+is largest; the logits that `detected_top_label` reads directly under
+TensorFlow are compared with `argmax` or `==` inside XLA, where -0.0 and
+0.0 tie as their softmax probabilities do, and the first index wins.
 
 `bin_sums` sums a batch's histogram entries per bin, as
 `keras.ops.segment_sum` does, except under PyTorch: there Keras's
